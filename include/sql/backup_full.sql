@@ -1,0 +1,6 @@
+-- Full backup, one backup set per file. A normal (not COPY_ONLY) full: it starts the log chain.
+DECLARE @db sysname = %(database)s;
+DECLARE @path nvarchar(4000) = %(path)s;
+DECLARE @name nvarchar(128) = %(backup_name)s;
+BACKUP DATABASE @db TO DISK = @path
+WITH INIT, FORMAT, CHECKSUM, {{ COMPRESSION }}, STATS = 5, MAXTRANSFERSIZE = 4194304, NAME = @name;

@@ -1,0 +1,462 @@
+"""Migration configuration: ``include/migrations/*.yaml`` -> validated :class:`MigrationSpec` objects.
+
+A file has a ``defaults:`` mapping and a ``databases:`` mapping of entry name -> settings. Entry
+values override defaults; nested sections are merged key by key. One bad entry does not stop the
+others: :func:`load_config` returns the valid migrations *and* one :class:`ConfigError` per problem,
+each naming the file, the entry and the field.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from rds_migration.naming import validate_bucket_name, validate_key_prefix
+
+ENTRY_NAME = re.compile(r"[A-Za-z0-9_.-]{1,200}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)+")
+_INSTANCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
+_CRON_FIELD = re.compile(r"[0-9A-Za-z*,/?#LW-]+")
+SCHEDULE_PRESETS = (
+    "@once",
+    "@continuous",
+    "@hourly",
+    "@daily",
+    "@weekly",
+    "@monthly",
+    "@quarterly",
+    "@yearly",
+)
+
+
+def _bad_entry_name(name: str) -> str:
+    return (
+        f"entry name {name!r} cannot be used in an Airflow dag_id: use only letters, digits, "
+        "'_', '-' and '.' (at most 200 characters)"
+    )
+
+
+class _Section(BaseModel):
+    """Base of every config section: immutable, unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSettings(_Section):
+    """The self-managed SQL Server database to migrate."""
+
+    mssql_conn_id: str = Field(
+        min_length=1, description="Airflow connection id (mssql) of the source server."
+    )
+    database: str = Field(
+        min_length=1,
+        max_length=128,
+        description="Source database name, exactly as in sys.databases (any characters).",
+    )
+
+    @field_validator("database")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("database name contains a NUL character")
+        return value
+
+
+class TargetSettings(_Section):
+    """The ApsaraDB RDS for SQL Server instance that receives the database."""
+
+    rds_conn_id: str = Field(
+        min_length=1, description="Airflow connection id holding the RDS OpenAPI credentials."
+    )
+    instance_id: str = Field(description="RDS instance id (DBInstanceId), e.g. rm-bp1xxxxxxxx.")
+    region: str = Field(description="Region id of the instance, e.g. cn-hangzhou.")
+    database: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="Database name on RDS; defaults to source.database.",
+    )
+    mssql_conn_id: str | None = Field(
+        default=None,
+        description="Optional TDS connection to the RDS instance (validation, MULTI_USER after open).",
+    )
+
+    @field_validator("instance_id")
+    @classmethod
+    def _instance_id(cls, value: str) -> str:
+        if not _INSTANCE_ID.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not an RDS instance id (letters, digits, '-'; e.g. rm-bp1xxxxxxxx)"
+            )
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if not _REGION.fullmatch(value):
+            raise ValueError(f"{value!r} is not a region id (lowercase, e.g. cn-hangzhou, ap-southeast-1)")
+        return value
+
+
+class OssSettings(_Section):
+    """The OSS bucket used to stage backup files (Standard class, no encryption, same region)."""
+
+    oss_conn_id: str = Field(min_length=1, description="Airflow connection id holding the OSS credentials.")
+    bucket: str = Field(description="Bucket name (3-63 chars: lowercase letters, digits, '-').")
+    prefix: str | None = Field(
+        default=None,
+        description="Key prefix for this database's files; defaults to 'mssql-migration/<entry>/'.",
+    )
+    endpoint: str | None = Field(
+        default=None,
+        description="Endpoint used in OssObjectPositions (no scheme); default oss-<region>.aliyuncs.com.",
+    )
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        return validate_bucket_name(value)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str | None) -> str | None:
+        return None if value is None else validate_key_prefix(value)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None and ("://" in value or ":" in value or "/" in value):
+            raise ValueError(f"{value!r} must be a bare host name such as oss-cn-hangzhou.aliyuncs.com")
+        return value
+
+
+class BackupFolderSettings(_Section):
+    """Where backups are written: the same folder seen from the SQL Server host and from the worker."""
+
+    server_path: str = Field(
+        min_length=1,
+        description=r"Folder as the SQL Server host sees it, e.g. D:\Backups\Sales or /var/opt/mssql/bk.",
+    )
+    worker_path: str = Field(
+        min_length=1, description="The same folder as the Airflow worker sees it (absolute POSIX)."
+    )
+
+    @field_validator("worker_path")
+    @classmethod
+    def _posix_absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"{value!r} must be an absolute POSIX path (starting with '/') on the worker")
+        return value
+
+
+class LogShippingSettings(_Section):
+    """How often log backups are shipped while the target waits in RESTORING."""
+
+    schedule: str | None = Field(
+        default=None,
+        description="Schedule of the log-shipping DAG: cron or preset (@hourly); null disables it.",
+    )
+    interval_minutes: int = Field(
+        default=15, gt=0, le=1440, description="Minutes between log backups in the migration DAG's loop."
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is None or value in SCHEDULE_PRESETS:
+            return value
+        fields = value.split()
+        if len(fields) not in (5, 6) or not all(_CRON_FIELD.fullmatch(f) for f in fields):
+            raise ValueError(
+                f"{value!r} is neither a cron expression (5 fields, e.g. '*/15 * * * *') nor one of "
+                f"{', '.join(SCHEDULE_PRESETS)}"
+            )
+        return value
+
+
+class MigrationSpec(_Section):
+    """One database migration, fully resolved (defaults merged, derived values filled in)."""
+
+    name: str = Field(description="Entry name (key under databases:); used in dag_ids. Set by the loader.")
+    source: SourceSettings = Field(description="Source SQL Server database.")
+    target: TargetSettings = Field(description="Target RDS instance.")
+    oss: OssSettings = Field(description="OSS staging bucket.")
+    backup_folder: BackupFolderSettings = Field(description="Backup folder (server and worker views).")
+    log_shipping: LogShippingSettings = Field(
+        default_factory=LogShippingSettings, description="Log shipping."
+    )
+    cutover_threshold_mb: float = Field(
+        default=500, gt=0, description="Cut over once the last log backup is smaller than this (MB)."
+    )
+    check_db_mode: Literal["AsyncExecuteDBCheck", "SyncExecuteDBCheck"] = Field(
+        default="AsyncExecuteDBCheck", description="CheckDBMode of CreateOnlineDatabaseTask."
+    )
+    compression: Literal["auto", "on", "off"] = Field(
+        default="auto", description="Backup compression: auto decides from the source edition."
+    )
+    approval_timeout_hours: float = Field(
+        default=24, gt=0, description="How long the cutover approval waits."
+    )
+    pool: str | None = Field(
+        default=None,
+        description="Airflow pool serialising work on this database; default mssql_migration_<entry>.",
+    )
+    queue: str | None = Field(default=None, description="Worker queue for tasks that read backup files.")
+    tags: list[str] = Field(default_factory=list, description="Extra DAG tags.")
+    owner: str = Field(default="airflow", min_length=1, description="DAG owner.")
+    retries: int = Field(default=2, ge=0, le=20, description="Task retries.")
+
+    @field_validator("compression", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, value: Any) -> Any:
+        # YAML 1.1 reads bare on/off as booleans.
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _fill_derived(self) -> MigrationSpec:
+        if not ENTRY_NAME.fullmatch(self.name):
+            raise ValueError(_bad_entry_name(self.name))
+        set_ = object.__setattr__  # frozen model: fill derived defaults once, here
+        if self.target.database is None:
+            set_(self, "target", self.target.model_copy(update={"database": self.source.database}))
+        oss_update: dict[str, str] = {}
+        if self.oss.endpoint is None:
+            oss_update["endpoint"] = f"oss-{self.target.region}.aliyuncs.com"
+        if self.oss.prefix is None:
+            oss_update["prefix"] = f"mssql-migration/{self.name}/"
+        if oss_update:
+            set_(self, "oss", self.oss.model_copy(update=oss_update))
+        if self.pool is None:
+            set_(self, "pool", f"mssql_migration_{self.name}")
+        return self
+
+    @property
+    def cutover_threshold_bytes(self) -> int:
+        return int(self.cutover_threshold_mb * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class ConfigError:
+    """One configuration problem, naming the file, the entry and the field."""
+
+    file: str
+    entry: str | None
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        parts = [self.file]
+        if self.entry is not None:
+            parts.append(f"entry {self.entry!r}")
+        if self.field:
+            parts.append(f"field {self.field!r}")
+        return ": ".join(parts) + ": " + self.message
+
+
+@dataclass
+class LoadResult:
+    """Valid migrations by entry name, and the problems found."""
+
+    migrations: dict[str, MigrationSpec] = field(default_factory=dict)
+    errors: list[ConfigError] = field(default_factory=list)
+    #: Entry name -> file it came from (used to report duplicates across files).
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate mapping keys (a silent override hides typos)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    mapping: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node)
+        if key in mapping:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        mapping[key] = loader.construct_object(value_node, deep=True)
+    return mapping
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``override`` into ``base``: nested mappings key by key, other values replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that owns the mapping at ``loc`` (used to list allowed keys)."""
+    model: type[BaseModel] = MigrationSpec
+    for part in loc:
+        info = model.model_fields.get(str(part))
+        if info is None:
+            return None
+        candidates = [info.annotation, *typing.get_args(info.annotation)]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            return None
+        model = nested[0]
+    return model
+
+
+def _describe(error: Mapping[str, Any]) -> tuple[str, str]:
+    """(field path, message) for one pydantic error, in our words."""
+    loc = tuple(error["loc"])
+    path = ".".join(str(p) for p in loc)
+    if error["type"] == "extra_forbidden":
+        model = _section_model(loc[:-1])
+        allowed = sorted(model.model_fields) if model else []
+        if model is MigrationSpec:
+            allowed.remove("name")
+        hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+        return path, f"unknown key {loc[-1]!r}{did_you_mean}; allowed: {', '.join(allowed)}"
+    if error["type"] == "missing":
+        return path, "is required"
+    if error["type"] == "value_error":
+        return path, str(error["ctx"]["error"])
+    return path, f"{error['msg']} (got {error.get('input')!r})"
+
+
+def _entry_errors(file: str, entry: str | None, exc: ValidationError) -> list[ConfigError]:
+    return [ConfigError(file, entry, *_describe(err)) for err in exc.errors()]
+
+
+def _check_defaults(file: str, defaults: Mapping[str, Any]) -> ConfigError | None:
+    """Validate the defaults section alone: report problems in keys it sets (missing keys are fine)."""
+    try:
+        MigrationSpec.model_validate({**defaults, "name": "defaults"})
+    except ValidationError as exc:
+        problems = [
+            _describe(err)
+            for err in exc.errors()
+            if err["type"] != "missing" and err["loc"] and err["loc"][0] in defaults
+        ]
+        if problems:
+            details = "; ".join(f"{path}: {message}" for path, message in problems)
+            return ConfigError(
+                file, None, "defaults", f"{details} (fix the defaults section; no entry loaded)"
+            )
+    return None
+
+
+def _read_yaml(file: str, path: Path) -> tuple[Any, ConfigError | None]:
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader), None  # noqa: S506
+    except OSError as exc:
+        return None, ConfigError(file, None, None, f"cannot read the file: {exc}")
+    except yaml.YAMLError as exc:
+        return None, ConfigError(file, None, None, f"malformed YAML: {' '.join(str(exc).split())}")
+
+
+def load_config(path: str | Path) -> LoadResult:
+    """Load one YAML file; valid entries and one error per problem (see module docstring)."""
+    file = str(path)
+    result = LoadResult()
+    document, error = _read_yaml(file, Path(path))
+    if error is not None:
+        result.errors.append(error)
+        return result
+    if not isinstance(document, Mapping):
+        result.errors.append(
+            ConfigError(file, None, None, "expected a mapping with 'defaults:' and 'databases:'")
+        )
+        return result
+    unknown = set(document) - {"defaults", "databases"}
+    if unknown:
+        result.errors.append(
+            ConfigError(
+                file,
+                None,
+                None,
+                f"unknown top-level key(s) {sorted(map(str, unknown))}; allowed: defaults, databases",
+            )
+        )
+        return result
+    defaults = document.get("defaults") or {}
+    databases = document.get("databases")
+    if not isinstance(defaults, Mapping):
+        result.errors.append(ConfigError(file, None, "defaults", "must be a mapping of settings"))
+        return result
+    if not isinstance(databases, Mapping) or not databases:
+        result.errors.append(
+            ConfigError(file, None, "databases", "must be a non-empty mapping of entry name -> settings")
+        )
+        return result
+    if "name" in defaults:
+        result.errors.append(
+            ConfigError(file, None, "defaults.name", "is set from each entry key; remove it")
+        )
+        return result
+    error = _check_defaults(file, defaults)
+    if error is not None:
+        result.errors.append(error)
+        return result
+    for raw_name, settings in databases.items():
+        _load_entry(file, str(raw_name), settings, defaults, result)
+    return result
+
+
+def _load_entry(file: str, name: str, settings: Any, defaults: Mapping[str, Any], result: LoadResult) -> None:
+    if settings is None:
+        settings = {}
+    if not isinstance(settings, Mapping):
+        result.errors.append(ConfigError(file, name, None, "must be a mapping of settings"))
+        return
+    if "name" in settings:
+        result.errors.append(ConfigError(file, name, "name", "is set from the entry key; remove it"))
+        return
+    name_ok = bool(ENTRY_NAME.fullmatch(name))
+    if not name_ok:
+        result.errors.append(ConfigError(file, name, None, _bad_entry_name(name)))
+    try:
+        # A bad name is reported above; validate the settings anyway so every problem shows at once.
+        spec = MigrationSpec.model_validate(
+            {**deep_merge(defaults, settings), "name": name if name_ok else "_"}
+        )
+    except ValidationError as exc:
+        result.errors.extend(_entry_errors(file, name, exc))
+        return
+    if not name_ok:
+        return
+    result.migrations[name] = spec
+    result.sources[name] = file
+
+
+def load_config_dir(folder: str | Path) -> LoadResult:
+    """Load every ``*.yaml`` file of ``folder`` (sorted); duplicate entry names across files are errors."""
+    combined = LoadResult()
+    for path in sorted(Path(folder).glob("*.yaml")):
+        loaded = load_config(path)
+        combined.errors.extend(loaded.errors)
+        for name, spec in loaded.migrations.items():
+            if name in combined.migrations:
+                first = combined.sources[name]
+                combined.errors.append(
+                    ConfigError(
+                        str(path),
+                        name,
+                        None,
+                        f"entry name already defined in {first}: entry names must be unique across files "
+                        "(they become dag_ids); rename one",
+                    )  # fmt: skip
+                )
+                continue
+            combined.migrations[name] = spec
+            combined.sources[name] = loaded.sources[name]
+    return combined
