@@ -35,7 +35,7 @@ def good_file(tmp_path: Path, *entries: tuple[str, str], extra: str = "", name: 
 
 
 def test_example_config_loads_two_databases():
-    result = load_config(REPO / "include" / "migrations" / "example.yaml")
+    result = load_config(REPO / "include" / "migrations" / "examples" / "example.yaml")
     assert result.errors == []
     assert set(result.migrations) == {"sales", "hr-payroll"}
     hr = result.migrations["hr-payroll"]

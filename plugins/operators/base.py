@@ -1,0 +1,150 @@
+"""Shared operator plumbing: the migration spec, lazily built steps, and the chain driver."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from hooks.rds_errors import advice_for
+from operators.links import OssBackupFolderLink, RdsMigrationRecordsLink
+from operators.steps import ChainState, MigrationSteps
+from rds_migration.chain import ChainError
+from rds_migration.config import MigrationSpec
+from triggers.rds import MigrationFileTrigger
+
+# A full restore of a large database can take most of a day (the seed's example: ~19 hours).
+DEFAULT_WAIT_TIMEOUT = timedelta(hours=48)
+
+
+class MigrationOperator(BaseOperator):
+    """Base of every migration operator.
+
+    :param migration: the validated configuration of this database's migration (a ``MigrationSpec``
+        or its dict form).
+    :param deferrable: wait for RDS in the triggerer (default) instead of holding a worker slot.
+    :param poll_interval: seconds between two RDS status polls while waiting.
+    :param wait_timeout: how long one wait on RDS may last before the task fails.
+    """
+
+    ui_color = "#e8f1fb"
+    operator_extra_links = (RdsMigrationRecordsLink(), OssBackupFolderLink())
+
+    def __init__(
+        self,
+        *,
+        migration: MigrationSpec | Mapping[str, Any],
+        deferrable: bool = True,
+        poll_interval: float = 15.0,
+        wait_timeout: timedelta = DEFAULT_WAIT_TIMEOUT,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.migration = migration if isinstance(migration, MigrationSpec) else MigrationSpec(**migration)
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.wait_timeout = wait_timeout
+
+    @cached_property
+    def steps(self) -> MigrationSteps:
+        return MigrationSteps(self.migration)
+
+    # ----------------------------------------------------------------------------------------------
+    # Driving the chain: upload and import what msdb has and RDS lacks, one file at a time
+    # ----------------------------------------------------------------------------------------------
+
+    def drive_chain(self, context: Any, loop: dict[str, Any] | None = None) -> Any:
+        """Bring RDS up to date with every backup we took, then call :meth:`chain_is_current`.
+
+        Each pass re-reads ground truth (msdb and RDS), so a retried or resumed task continues where
+        things stand. Waits defer to the triggerer (or block when ``deferrable`` is off).
+        """
+        loop = dict(loop or {})
+        migrate_task_id = self.steps.find_migration_task_id()
+        if migrate_task_id is None:
+            raise AirflowFailException(
+                f"No RDS migration task found for database {self.steps.target_database!r} on instance "
+                f"{self.steps.instance_id}: run the migration DAG's full branch first (tasks older than a "
+                "week are not listed by DescribeMigrateTasks)."
+            )
+        while True:
+            state = self.steps.chain_state(migrate_task_id)
+            self._fail_on_rds_failures(state)
+            if state.in_flight:
+                self.wait_for_file(migrate_task_id, state.in_flight[0].file_name, loop)
+                continue  # blocking mode: the file is restored, look again
+            if state.pending:
+                try:
+                    self.steps.check_pending(state)
+                except ChainError as exc:
+                    raise AirflowFailException(f"Restore chain check failed before upload: {exc}") from exc
+                record = state.pending[0]
+                self.steps.upload(record)
+                self.steps.import_backup(migrate_task_id, record)
+                continue
+            result = self.chain_is_current(context, state, loop)
+            if result is not _CONTINUE:
+                return result
+
+    def chain_is_current(self, context: Any, state: ChainState, loop: dict[str, Any]) -> Any:
+        """Called when RDS has restored everything we took. Return a result, or ``_CONTINUE``."""
+        return {
+            "migrate_task_id": state.migrate_task_id,
+            "restore_point": state.restored.to_dict() if state.restored else None,
+        }
+
+    def wait_for_file(self, migrate_task_id: str, file_name: str, loop: dict[str, Any]) -> None:
+        """Wait until RDS restored ``file_name``: defer (the task resumes in :meth:`resume_chain`)."""
+        if self.deferrable:
+            self.defer(
+                trigger=MigrationFileTrigger(
+                    rds_conn_id=self.migration.target.rds_conn_id,
+                    instance_id=self.steps.instance_id,
+                    migrate_task_id=migrate_task_id,
+                    file_name=file_name,
+                    poll_interval=self.poll_interval,
+                ),
+                method_name="resume_chain",
+                kwargs={"loop": loop},
+                timeout=self.wait_timeout,
+            )
+        self.steps.rds.wait_for_file_state(
+            self.steps.instance_id,
+            migrate_task_id,
+            file_name,
+            timeout=self.wait_timeout.total_seconds(),
+            poll_interval=self.poll_interval,
+        )
+        self.steps.record_ledger("restored", file_name=file_name, migrate_task_id=migrate_task_id)
+
+    def resume_chain(self, context: Any, event: dict[str, Any], loop: dict[str, Any] | None = None) -> Any:
+        """Trigger callback: fail with RDS's reason, or record the restore and keep driving."""
+        raise_on_error_event(event)
+        self.steps.record_ledger("restored", file_name=event.get("file_name"))
+        return self.drive_chain(context, loop)
+
+    @staticmethod
+    def _fail_on_rds_failures(state: ChainState) -> None:
+        if state.failed:
+            name, description = state.failed[0]
+            raise AirflowFailException(
+                f"RDS failed to restore {name!r}: {description or 'no description'}. {advice_for(description)}"
+            )
+
+
+_CONTINUE = object()
+
+
+def raise_on_error_event(event: Mapping[str, Any] | None) -> None:
+    """Raise the failure a trigger reported (triggers report errors; operators raise them)."""
+    if not event:
+        raise AirflowFailException("The trigger ended without an event.")
+    if event.get("status") != "success":
+        message = event.get("message") or "no description"
+        advice = event.get("advice") or ""
+        what = event.get("file_name") or "the migration task"
+        raise AirflowFailException(f"RDS reported a failure for {what}: {message}. {advice}".strip())

@@ -1,0 +1,307 @@
+"""Preflight: every prerequisite of the procedure checked in one pass, then one verdict."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from operators.base import MigrationOperator
+
+# Features persisted in a database that only Enterprise supported before SQL Server 2016 SP1
+# (sys.dm_db_persisted_sku_features names). From 2016 SP1 on, all editions support them.
+ENTERPRISE_ONLY_BEFORE_2016SP1 = {
+    "Compression",
+    "Partitioning",
+    "ColumnStoreIndex",
+    "InMemoryOLTP",
+    "ChangeCapture",
+    "MultipleFSContainers",
+}
+
+
+@dataclass
+class Check:
+    """One preflight result: ``status`` is pass, warn or fail; ``fix`` says what to do."""
+
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+
+class PreflightOperator(MigrationOperator):
+    """Check the source, the RDS instance, the OSS bucket and the worker's backup folder.
+
+    Every check runs, even after a failure, and the report lists them all (pass / warn / fail, with
+    the fix for each); the task fails only after listing everything.
+
+    :param run_checkdb: run ``DBCC CHECKDB`` on the source (recommended by the procedure; it reads
+        the whole database, so it can take a while on large ones).
+    """
+
+    template_fields = ("run_checkdb",)
+
+    def __init__(self, *, run_checkdb: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.run_checkdb = run_checkdb
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        checks: list[Check] = []
+        facts: dict[str, Any] = {}
+        for section in (self._source_checks, self._target_checks, self._bucket_checks, self._worker_checks):
+            self._run(section, checks, facts)
+        for check in checks:
+            level = {"pass": "info", "warn": "warning", "fail": "error"}[check.status]
+            getattr(self.log, level)(
+                "[%s] %s: %s%s",
+                check.status.upper(),
+                check.name,
+                check.detail,
+                f" -> {check.fix}" if check.fix else "",
+            )
+        failed = [c for c in checks if c.status == "fail"]
+        report = {"checks": [asdict(c) for c in checks], "failed": len(failed)}
+        if failed:
+            reasons = "; ".join(f"{c.name}: {c.detail} ({c.fix})" for c in failed)
+            raise AirflowFailException(f"Preflight failed {len(failed)} of {len(checks)} checks: {reasons}")
+        self.steps.record_ledger("preflight_passed", checks=len(checks))
+        return report
+
+    @staticmethod
+    def _run(
+        section: Callable[[list[Check], dict[str, Any]], None], checks: list[Check], facts: dict
+    ) -> None:
+        """Run one group of checks; an error reaching a service becomes a failed check, not a crash."""
+        try:
+            section(checks, facts)
+        except Exception as exc:  # noqa: BLE001 - reported as a failed check, with its message
+            checks.append(
+                Check(
+                    section.__name__.strip("_").replace("_", " "),
+                    "fail",
+                    f"{type(exc).__name__}: {exc}",
+                    "check the connection and permissions named in the message",
+                )
+            )
+
+    # ----------------------------------------------------------------------------------------------
+
+    def _source_checks(self, checks: list[Check], facts: dict[str, Any]) -> None:
+        source, database = self.steps.source, self.steps.database
+        server = source.server_facts()
+        facts["source_server"] = server
+        checks.append(Check("source version", "pass", f"{server.edition} {server.product_version}"))
+        db = source.database_facts(database)
+        if db is None:
+            checks.append(
+                Check(
+                    "source database",
+                    "fail",
+                    f"{database!r} does not exist on the source",
+                    "check source.database in the migration config",
+                )
+            )
+            return
+        facts["source_db"] = db
+        state_ok = db.state_desc == "ONLINE"
+        checks.append(
+            Check(
+                "source state",
+                "pass" if state_ok else "fail",
+                db.state_desc,
+                "" if state_ok else "bring the database ONLINE (RESTORE DATABASE ... WITH RECOVERY)",
+            )
+        )
+        if db.recovery_model_desc != "FULL":
+            checks.append(
+                Check(
+                    "recovery model",
+                    "fail",
+                    db.recovery_model_desc,
+                    "ALTER DATABASE ... SET RECOVERY FULL; log backups need the FULL model",
+                )
+            )
+        else:
+            checks.append(Check("recovery model", "pass", "FULL"))
+        if db.is_read_only:
+            checks.append(
+                Check("read-write", "warn", "the database is READ_ONLY", "no log to ship; a full suffices")
+            )
+        if db.has_tde:
+            checks.append(
+                Check(
+                    "TDE",
+                    "fail",
+                    "transparent data encryption is on",
+                    "RDS cannot restore a TDE backup without its certificate: decrypt it first",
+                )
+            )
+        else:
+            checks.append(Check("TDE", "pass", "not encrypted"))
+        since = datetime.now(UTC) - timedelta(days=7)
+        foreign = [
+            r
+            for r in source.backup_history(database, since)
+            if str(r["type"]).upper() == "L" and not self.steps.is_ours(str(r["physical_device_name"]))
+        ]
+        if foreign:
+            checks.append(
+                Check(
+                    "other log backups",
+                    "warn",
+                    f"{len(foreign)} log backup(s) by other jobs in 7 days, last to "
+                    f"{foreign[-1]['physical_device_name']!r}",
+                    "disable other log backup jobs for this database during the migration: "
+                    "they break the chain",
+                )
+            )
+        else:
+            checks.append(Check("other log backups", "pass", "none in the last 7 days"))
+        if self.run_checkdb:
+            errors = source.check_database(database)
+            checks.append(
+                Check(
+                    "DBCC CHECKDB",
+                    "fail" if errors else "pass",
+                    errors[-1] if errors else "0 allocation errors and 0 consistency errors",
+                    "repair the source before migrating (see README troubleshooting)" if errors else "",
+                )
+            )
+        compress = self.steps.use_compression()
+        checks.append(
+            Check("backup compression", "pass", "on" if compress else f"off ({self.migration.compression})")
+        )
+
+    def _target_checks(self, checks: list[Check], facts: dict[str, Any]) -> None:
+        rds, instance_id = self.steps.rds, self.steps.instance_id
+        instance = rds.instance_facts(instance_id)
+        facts["target"] = instance
+        if instance.engine.lower() != "sqlserver":
+            checks.append(
+                Check("target engine", "fail", instance.engine, "choose an RDS for SQL Server instance")
+            )
+        if instance.status != "Running":
+            checks.append(
+                Check("target status", "fail", instance.status, "wait until the instance is Running")
+            )
+        if instance.region and instance.region != self.migration.target.region:
+            checks.append(
+                Check(
+                    "target region",
+                    "fail",
+                    f"instance is in {instance.region}",
+                    f"set target.region to {instance.region}",
+                )
+            )
+        server = facts.get("source_server")
+        if server is not None and instance.major_version is not None:
+            newer = server.major_version > instance.major_version
+            checks.append(
+                Check(
+                    "version",
+                    "fail" if newer else "pass",
+                    f"source {server.major_version} -> target {instance.engine_version}",
+                    "migrate to an RDS instance of the same or a later SQL Server version" if newer else "",
+                )
+            )
+        db = facts.get("source_db")
+        if db is not None:
+            self._edition_check(checks, list(db.sku_features or ()), instance)
+            data_bytes = db.data_bytes
+            free = instance.storage_gb * 1024**3 - instance.disk_used_bytes
+            enough = free > data_bytes
+            checks.append(
+                Check(
+                    "target storage",
+                    "pass" if enough else "fail",
+                    f"{free / 1024**3:.1f} GB free for {data_bytes / 1024**3:.1f} GB of data files",
+                    "" if enough else "expand the instance storage before migrating",
+                )
+            )
+        existing = self.steps.find_migration_task_id()
+        names = rds.database_names(instance_id)
+        if self.steps.target_database in names and existing is None:
+            checks.append(
+                Check(
+                    "target name",
+                    "fail",
+                    f"a database {self.steps.target_database!r} already exists",
+                    "drop it on RDS or set target.database to another name",
+                )
+            )
+        else:
+            detail = f"resuming migration task {existing}" if existing else "free"
+            checks.append(Check("target name", "pass", detail))
+        if self.steps.target_sql is None:
+            checks.append(
+                Check(
+                    "target SQL connection",
+                    "warn",
+                    "target.mssql_conn_id is not set",
+                    "set it so the cutover can set MULTI_USER and validate the data",
+                )
+            )
+
+    @staticmethod
+    def _edition_check(checks: list[Check], features: list[str], instance: Any) -> None:
+        if not features:
+            checks.append(Check("edition features", "pass", "no edition-specific features in use"))
+            return
+        limited = sorted(set(features) & ENTERPRISE_ONLY_BEFORE_2016SP1)
+        if instance.edition == "ent":
+            checks.append(Check("edition features", "pass", f"{', '.join(features)} supported by Enterprise"))
+        elif (instance.major_version or 0) < 13 and limited:
+            checks.append(
+                Check(
+                    "edition features",
+                    "fail",
+                    f"{', '.join(limited)} need Enterprise on {instance.engine_version}",
+                    "disable them on the source and take a new full, or use an Enterprise instance",
+                )
+            )
+        else:
+            checks.append(
+                Check(
+                    "edition features",
+                    "warn",
+                    f"{', '.join(features)} in use ({instance.edition})",
+                    "make sure the target edition supports them, or opening fails",
+                )
+            )
+
+    def _bucket_checks(self, checks: list[Check], facts: dict[str, Any]) -> None:
+        problems = self.steps.oss.check_bucket(self.steps.bucket, self.migration.target.region)
+        for problem in problems:
+            checks.append(Check("OSS bucket", "fail", problem))
+        if not problems:
+            checks.append(
+                Check("OSS bucket", "pass", f"{self.steps.bucket}: Standard, not encrypted, same region")
+            )
+
+    def _worker_checks(self, checks: list[Check], facts: dict[str, Any]) -> None:
+        folder = self.migration.backup_folder.worker_path
+        if not os.path.isdir(folder):
+            checks.append(
+                Check(
+                    "backup folder",
+                    "fail",
+                    f"{folder!r} is not visible to this worker",
+                    "mount the backup share here, or route tasks with `queue` to a worker that sees it",
+                )
+            )
+            return
+        try:
+            with tempfile.NamedTemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            checks.append(
+                Check("backup folder", "fail", f"{folder!r}: {exc.strerror}", "give the worker write access")
+            )
+            return
+        checks.append(Check("backup folder", "pass", folder))

@@ -1,0 +1,98 @@
+"""Restore on RDS: create the migration task, wait for files, apply what is pending (seed steps 3-4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.providers.standard.operators.branch import BaseBranchOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from operators.base import MigrationOperator
+from rds_migration.chain import BackupRecord
+
+
+class ChooseStartOperator(MigrationOperator, BaseBranchOperator):
+    """Branch: start with a full backup, or resume the migration task RDS already has for the database.
+
+    :param full_task_id: first task of the full-backup branch.
+    :param resume_task_id: task to follow when a migration task exists.
+    """
+
+    template_fields = ("full_task_id", "resume_task_id")
+
+    def __init__(self, *, full_task_id: str, resume_task_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.full_task_id = full_task_id
+        self.resume_task_id = resume_task_id
+
+    def choose_branch(self, context: Any) -> str:
+        migrate_task_id = self.steps.find_migration_task_id()
+        if migrate_task_id is None:
+            self.log.info(
+                "No migration task for %s yet: starting with a full backup.", self.steps.target_database
+            )
+            return self.full_task_id
+        self.log.info("Migration task %s exists: resuming log shipping.", migrate_task_id)
+        return self.resume_task_id
+
+
+class CreateMigrationTaskOperator(MigrationOperator):
+    """Create the RDS migration task (BackupMode=UPDF, IsOnlineDB=False: "Access Pending") from the full.
+
+    Returns the MigrateTaskId. A migration task that already exists for the database is reused.
+
+    :param backup_task_id: the task whose XCom holds the full backup's record.
+    """
+
+    template_fields = ("backup_task_id",)
+
+    def __init__(self, *, backup_task_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.backup_task_id = backup_task_id
+
+    def execute(self, context: Any) -> str:
+        existing = self.steps.find_migration_task_id()
+        if existing is not None:
+            self.log.info("Migration task %s already exists for this database: not created again.", existing)
+            return existing
+        record = BackupRecord.from_dict(context["ti"].xcom_pull(task_ids=self.backup_task_id))
+        migrate_task_id = self.steps.import_backup(None, record)
+        self.log.info("Created migration task %s from %s", migrate_task_id, record.file_name)
+        return migrate_task_id
+
+
+class WaitRestoredOperator(MigrationOperator):
+    """Wait until RDS has restored the full backup (deferrable: no worker slot held while waiting).
+
+    :param backup_task_id: the task whose XCom holds the full backup's record.
+    """
+
+    template_fields = ("backup_task_id",)
+
+    def __init__(self, *, backup_task_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.backup_task_id = backup_task_id
+
+    def execute(self, context: Any) -> Any:
+        record = BackupRecord.from_dict(context["ti"].xcom_pull(task_ids=self.backup_task_id))
+        migrate_task_id = self.steps.find_migration_task_id()
+        if migrate_task_id is None:
+            raise AirflowFailException(f"No RDS migration task found for {self.steps.target_database!r}.")
+        state = self.steps.chain_state(migrate_task_id)
+        if state.restored is None:
+            # RDS may not list the file yet right after CreateMigrateTask: wait for it by name.
+            self.wait_for_file(migrate_task_id, record.file_name, {})
+        return self.drive_chain(context)
+
+
+class ApplyPendingOperator(MigrationOperator):
+    """Upload and import, in LSN order, every backup msdb has and RDS lacks; wait until restored.
+
+    Used at cutover to apply the tail-log backup together with any log a failed run left behind.
+    """
+
+    def execute(self, context: Any) -> Any:
+        result = self.drive_chain(context)
+        if not result.get("restore_point"):
+            raise AirflowFailException("RDS reports no restored file for this migration task.")
+        return result

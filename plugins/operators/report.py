@@ -1,0 +1,161 @@
+"""The run's audit report: a timeline of the phases and the gap shrinking cycle by cycle."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from operators.base import MigrationOperator
+from rds_migration.ledger import LedgerEntry, LedgerEvent
+
+
+def gap_chart_svg(sizes_mb: list[float], threshold_mb: float, width: int = 560, height: int = 220) -> str:
+    """A bar chart (inline SVG) of log backup sizes per cycle, with the cutover threshold line."""
+    if not sizes_mb:
+        return "<p>No log backups were shipped.</p>"
+    top = max(max(sizes_mb), threshold_mb) * 1.1 or 1.0
+    left, bottom, plot_w, plot_h = 50, height - 30, width - 60, height - 50
+    bar_w = plot_w / len(sizes_mb)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">']
+    parts.append(f'<text x="{left}" y="14" font-size="12">Log backup size per cycle (MB)</text>')
+    for i, size in enumerate(sizes_mb):
+        h = plot_h * size / top
+        x = left + i * bar_w
+        parts.append(
+            f'<rect x="{x + 2:.1f}" y="{bottom - h:.1f}" width="{max(bar_w - 4, 1):.1f}" height="{h:.1f}" '
+            f'fill="#4a7fc1"><title>cycle {i + 1}: {size:.2f} MB</title></rect>'
+        )
+        parts.append(
+            f'<text x="{x + bar_w / 2:.1f}" y="{bottom + 14}" font-size="10" text-anchor="middle">{i + 1}</text>'
+        )
+    y = bottom - plot_h * threshold_mb / top
+    parts.append(
+        f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#c0392b" stroke-dasharray="4"/>'
+    )
+    parts.append(
+        f'<text x="{left + plot_w}" y="{y - 4:.1f}" font-size="10" text-anchor="end">threshold {threshold_mb:g} MB</text>'
+    )
+    parts.append(f'<line x1="{left}" y1="{bottom}" x2="{left + plot_w}" y2="{bottom}" stroke="#333"/>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def timeline_rows(entries: list[LedgerEntry]) -> list[tuple[str, str, str]]:
+    """(time, event, detail) rows of the ledger, oldest first."""
+    rows = []
+    for entry in sorted(entries, key=lambda e: e.at):
+        detail = entry.file_name or ""
+        if entry.size_bytes:
+            detail += f" ({entry.size_bytes / 1048576:.1f} MB)"
+        if entry.first_lsn is not None:
+            detail += f" LSN [{entry.first_lsn}, {entry.last_lsn})"
+        rows.append((entry.at.strftime("%Y-%m-%d %H:%M:%S UTC"), entry.event.value, detail.strip()))
+    return rows
+
+
+def render_report(
+    title: str, outcome: str, summary: dict[str, Any], entries: list[LedgerEntry], threshold_mb: float
+) -> str:
+    """The HTML report (self-contained: inline SVG, no external assets)."""
+    sizes = [
+        (e.size_bytes or 0) / 1048576
+        for e in sorted(entries, key=lambda e: e.at)
+        if e.event == LedgerEvent.BACKUP_TAKEN and e.backup_type == "LOG"
+    ]
+    esc = html.escape
+    summary_rows = "".join(
+        f"<tr><th>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>" for k, v in summary.items()
+    )
+    timeline = "".join(
+        f"<tr><td>{esc(t)}</td><td>{esc(ev)}</td><td>{esc(d)}</td></tr>"
+        for t, ev, d in timeline_rows(entries)
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head><body>"
+        f"<h1>{esc(title)}</h1><p><strong>Outcome:</strong> {esc(outcome)}</p>"
+        f"<h2>Summary</h2><table>{summary_rows}</table>"
+        f"<h2>Gap per cycle</h2>{gap_chart_svg(sizes, threshold_mb)}"
+        f"<h2>Timeline</h2><table><tr><th>time</th><th>event</th><th>detail</th></tr>{timeline}</table>"
+        "</body></html>"
+    )
+
+
+def task_states(context: Any, task_ids: list[str]) -> dict[str, str]:
+    """States of other tasks of this run, through the Task SDK (tasks have no database access)."""
+    ti = context["ti"]
+    found = ti.get_task_states(dag_id=ti.dag_id, task_ids=list(task_ids), run_ids=[ti.run_id])
+    by_task = found.get(ti.run_id, {}) if isinstance(found, dict) else {}
+    return {task_id: str(by_task.get(task_id) or "none") for task_id in task_ids}
+
+
+class ReportOperator(MigrationOperator):
+    """Write the run's report (HTML) next to the backups and in OSS; return the summary.
+
+    Runs whatever happened before it (trigger rule ``all_done``) and then fails the run if the
+    cutover did not complete, so the audit trail is always written and a failure stays visible.
+
+    :param task_ids: the cutover tasks whose outcome the report summarises, in order.
+    """
+
+    template_fields = ("task_ids",)
+
+    def __init__(self, *, task_ids: list[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.task_ids = task_ids
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        dag_run = context["dag_run"]
+        states = task_states(context, self.task_ids)
+        failed = [t for t, s in states.items() if s in ("failed", "upstream_failed")]
+        opened = states.get("open_database") == "success"
+        validated = states.get("validate") == "success"
+        if failed:
+            outcome = f"cutover failed at {failed[0]}; rollback: {states.get('rollback', 'none')}"
+        elif validated:
+            outcome = "migrated and validated: the target holds the same data as the source"
+        elif opened:
+            outcome = "database opened on RDS; validation did not run"
+        else:
+            outcome = "cutover not approved: nothing changed on the source"
+        entries = self.steps.read_ledger()
+        validation = context["ti"].xcom_pull(task_ids="validate") or {}
+        summary = {
+            "database": self.steps.database,
+            "target": f"{self.steps.instance_id} / {self.steps.target_database}",
+            "run_id": dag_run.run_id,
+            "outcome": outcome,
+            "files": len({e.file_name for e in entries if e.event == LedgerEvent.BACKUP_TAKEN}),
+            "bytes_shipped": sum(e.size_bytes or 0 for e in entries if e.event == LedgerEvent.UPLOADED),
+            "tables_validated": validation.get("tables"),
+            "rows_validated": validation.get("rows"),
+            "task_states": states,
+        }
+        page = render_report(
+            f"Migration of {self.steps.database} to ApsaraDB RDS",
+            outcome,
+            summary,
+            entries,
+            self.migration.cutover_threshold_mb,
+        )
+        file_name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"report_{dag_run.run_id}") + ".html"
+        folder = os.path.join(self.migration.backup_folder.worker_path, "reports")
+        os.makedirs(folder, exist_ok=True)
+        local = os.path.join(folder, file_name)
+        with open(local, "w", encoding="utf-8") as handle:
+            handle.write(page)
+        prefix = (self.migration.oss.prefix or "").strip("/")
+        key = f"{prefix}/reports/{file_name}" if prefix else f"reports/{file_name}"
+        self.steps.oss.upload_file(
+            self.steps.bucket, local, key, checkpoint_dir=os.path.join(folder, ".ckpt")
+        )
+        summary.update({"report_path": local, "report_key": key})
+        self.log.info("Report written to %s and oss://%s/%s", local, self.steps.bucket, key)
+        if failed:
+            raise AirflowFailException(f"Cutover did not complete ({outcome}). Report: {local}")
+        return summary

@@ -1,0 +1,1 @@
+"""Deferrable waits on RDS migration state. Triggers only wait: no side effects."""

@@ -1,0 +1,121 @@
+"""The DAG folder loads cleanly, builds the expected DAGs, and touches nothing at parse time."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "include" / "migrations" / "examples" / "example.yaml"
+
+
+@pytest.fixture
+def config_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    shutil.copy(EXAMPLE, folder / "prod.yaml")
+    monkeypatch.setenv("MSSQL_RDS_MIGRATIONS_DIR", str(folder))
+    for name in list(__import__("os").environ):
+        if name.startswith("AIRFLOW_CONN_"):
+            monkeypatch.delenv(name)
+    return folder
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any socket connection during parsing fails the test."""
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError(f"network access at DAG parse time: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+
+
+def load(config_dir) -> DagBag:
+    return DagBag(dag_folder=str(REPO / "dags"), safe_mode=False)
+
+
+def test_no_import_errors_and_expected_dags(config_dir, no_network):
+    bag = load(config_dir)
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == {
+        "mssql_to_rds__sales",
+        "mssql_to_rds__sales__log_shipping",
+        "mssql_to_rds__hr-payroll",
+        "mssql_to_rds__hr-payroll__log_shipping",
+    }
+
+
+def test_every_dag_has_tags_owner_and_retries(config_dir, no_network):
+    bag = load(config_dir)
+    for dag in bag.dags.values():
+        assert dag.tags, dag.dag_id
+        for task in dag.tasks:
+            assert task.owner and task.owner != "airflow", (dag.dag_id, task.task_id)
+            assert task.retries >= 1, (dag.dag_id, task.task_id)
+
+
+def test_migration_dag_shape(config_dir, no_network):
+    dag = load(config_dir).dags["mssql_to_rds__sales"]
+    assert dag.max_active_runs == 1
+    task = dag.get_task
+    assert task("choose_start").downstream_task_ids == {"full_backup", "resume"}
+    assert task("ship_logs").upstream_task_ids == {"wait_full_restored", "resume"}
+    assert task("approve_cutover").downstream_task_ids == {"freeze_source"}
+    assert task("rollback").trigger_rule == "one_failed"
+    assert task("rollback").upstream_task_ids == {
+        "freeze_source",
+        "fingerprint_source",
+        "tail_log_backup",
+        "upload_tail",
+        "apply_tail",
+        "open_database",
+    }
+    assert task("report").trigger_rule == "all_done"
+    # The log chain is serialised by the entry's pool; backup-file readers go to the entry's queue.
+    assert task("ship_logs").pool == "mssql_migration_sales"
+    assert task("upload_full").queue == "backup_host_sql_prod_01"
+
+
+def test_template_fields_are_attributes(config_dir, no_network):
+    for dag in load(config_dir).dags.values():
+        for task in dag.tasks:
+            for name in task.template_fields:
+                assert hasattr(task, name), (dag.dag_id, task.task_id, name)
+
+
+def test_broken_entry_is_isolated_and_named(config_dir, no_network):
+    (config_dir / "broken.yaml").write_text(
+        "databases:\n"
+        "  good:\n"
+        "    source: {mssql_conn_id: a, database: Good}\n"
+        "    target: {rds_conn_id: r, instance_id: rm-1, region: cn-hangzhou}\n"
+        "    oss: {oss_conn_id: o, bucket: good-bucket}\n"
+        "    backup_folder: {server_path: 'D:\\B', worker_path: /mnt/b}\n"
+        "    owner: dba\n"
+        "  bad:\n"
+        "    source: {mssql_conn_id: a, database: Bad}\n"
+        "    target: {rds_conn_id: r, instance_id: rm-1, region: cn-hangzhou}\n"
+        "    oss: {oss_conn_id: o, bucket: Bad_Bucket}\n"
+        "    backup_folder: {server_path: 'D:\\B', worker_path: /mnt/b}\n"
+    )
+    bag = load(config_dir)
+    assert bag.import_errors == {}
+    assert "mssql_to_rds__good" in bag.dag_ids
+    assert "mssql_to_rds__sales" in bag.dag_ids
+    error_dag = bag.dags["mssql_to_rds__bad"]
+    assert "config-error" in error_dag.tags
+    assert "broken.yaml" in error_dag.doc_md and "oss.bucket" in error_dag.doc_md
+
+
+def test_malformed_yaml_names_the_file(config_dir, no_network):
+    (config_dir / "garbled.yaml").write_text("databases: [unclosed\n")
+    bag = load(config_dir)
+    assert bag.import_errors == {}
+    error_dags = [d for d in bag.dags.values() if "config-error" in d.tags]
+    assert any("garbled.yaml" in d.doc_md for d in error_dags)
