@@ -27,6 +27,8 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     ),
     "NoSuchBucket": (404, "The specified bucket does not exist.", "0015-00000101"),
     "NoSuchKey": (404, "The specified key does not exist.", "0026-00000001"),
+    "PositionNotEqualToLength": (409, "Position is not equal to file length", "0026-00000016"),
+    "ObjectNotAppendable": (409, "The object is not appendable", "0026-00000015"),
     "NoSuchUpload": (
         404,
         "The specified upload does not exist. The upload ID may be invalid, "

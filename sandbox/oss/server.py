@@ -29,7 +29,7 @@ from . import auth, xmlgen
 from .config import OssConfig
 from .errors import OssApiError
 from .faults import ConnectionResetFault, FaultInjector, Pacer, RequestRecord
-from .store import MAX_PART_NUMBER, BodyWriter, OssStore, iter_file
+from .store import MAX_PART_NUMBER, AppendConflict, BodyWriter, OssStore, iter_file
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,16 @@ MAX_KEY_BYTES = 1023
 MAX_XML_BODY = 8 * 1024 * 1024
 # Query parameters that select another API than plain object/bucket access; unknown ones -> 501.
 _HANDLED_SUBRESOURCES = frozenset(
-    {"uploads", "uploadId", "partNumber", "bucketInfo", "location", "continuation-token"}
+    {
+        "uploads",
+        "uploadId",
+        "partNumber",
+        "bucketInfo",
+        "location",
+        "continuation-token",
+        "append",
+        "position",
+    }
 )
 _IGNORED_SUBRESOURCES = frozenset(
     {
@@ -218,6 +227,8 @@ def _operation(method: str, bucket: str | None, key: str, params: dict[str, str]
         )
     if method == "POST" and "uploads" in params:
         return "InitiateMultipartUpload"
+    if method == "POST" and "append" in params:
+        return "AppendObject"
     by_method = {"PUT": "PutObject", "GET": "GetObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}
     return by_method.get(method, f"Unsupported:{method}")
 
@@ -292,6 +303,8 @@ def _error_response(
     host = request.host or "oss"
     head = request.method == "HEAD"
     headers = error.headers(request_id, host, head=head)
+    if "NextAppendPosition" in error.details:
+        headers["x-oss-next-append-position"] = error.details["NextAppendPosition"]
     if error.code == "InvalidRange" and "ObjectSize" in error.details:
         headers["Content-Range"] = f"bytes */{error.details['ObjectSize']}"
     if error.code != "SignatureDoesNotMatch":
@@ -357,6 +370,34 @@ async def put_object(call: Call) -> web.StreamResponse:
         **_sse_headers(call),
     }
     return web.Response(status=200, headers=headers)
+
+
+async def append_object(call: Call) -> web.StreamResponse:
+    """AppendObject: add to an Appendable object at ``position`` (its current length)."""
+    try:
+        position = int(call.request.query.get("position", ""))
+    except ValueError:
+        raise OssApiError("InvalidArgument", "position must be a non-negative integer.") from None
+    writer = call.store.new_writer(call.bucket)
+    await _receive_body(call, writer)
+    try:
+        meta = call.store.append_object(
+            call.bucket,
+            call.key,
+            position,
+            writer,
+            content_type=call.request.headers.get("Content-Type") or "application/octet-stream",
+        )
+    except AppendConflict as conflict:
+        raise OssApiError(conflict.code, details={"NextAppendPosition": str(conflict.length)}) from None
+    return web.Response(
+        status=200,
+        headers={
+            "x-oss-next-append-position": str(meta.size),
+            "x-oss-hash-crc64ecma": _crc_header(call, meta.crc64),
+            "ETag": f'"{meta.etag}"',
+        },
+    )
 
 
 def _check_content_md5(request: web.Request, writer: BodyWriter) -> None:
@@ -695,6 +736,7 @@ def _uploads_after(uploads: list[Any], key_marker: str, id_marker: str) -> list[
 
 HANDLERS: dict[str, Handler] = {
     "PutObject": put_object,
+    "AppendObject": append_object,
     "GetObject": get_object,
     "HeadObject": head_object,
     "DeleteObject": delete_object,

@@ -53,6 +53,15 @@ class ObjectMeta:
     data_file: str
 
 
+class AppendConflict(Exception):
+    """AppendObject refused: wrong position, or the object was not created by AppendObject."""
+
+    def __init__(self, code: str, length: int) -> None:
+        super().__init__(code)
+        self.code = code
+        self.length = length
+
+
 @dataclasses.dataclass
 class PartMeta:
     part_number: int
@@ -120,6 +129,7 @@ class OssStore:
         self.buckets = dict(buckets)
         self.created_at = time.time()
         self._lock = threading.RLock()
+        self._append_lock = threading.Lock()  # one append at a time: position checks stay exact
         self._objects: dict[str, dict[str, ObjectMeta]] = {}
         self._uploads: dict[str, dict[str, UploadMeta]] = {}
         for bucket in self.buckets:
@@ -196,6 +206,48 @@ class OssStore:
             object_type="Normal",
             user_meta=user_meta or {},
         )
+
+    def append_object(
+        self, bucket: str, key: str, position: int, writer: BodyWriter, *, content_type: str
+    ) -> ObjectMeta:
+        """AppendObject: the new body goes after the current bytes when ``position`` is their length.
+
+        The object is rewritten whole (old bytes then new): appendable objects here are small ledgers.
+        """
+        writer.finish()
+        with self._append_lock:
+            current = self.object_meta(bucket, key)
+            length = current.size if current else 0
+            if current is not None and current.object_type != "Appendable":
+                writer.discard()
+                raise AppendConflict("ObjectNotAppendable", length)
+            if position != length:
+                writer.discard()
+                raise AppendConflict("PositionNotEqualToLength", length)
+            combined = self.new_writer(bucket)
+            try:
+                sources = ([self._objects_dir(bucket) / current.data_file] if current else []) + [writer.path]
+                for source in sources:
+                    with open(source, "rb") as handle:
+                        while chunk := handle.read(COPY_CHUNK):
+                            combined.write(chunk)
+            except BaseException:
+                combined.discard()
+                raise
+            finally:
+                writer.discard()
+            combined.finish()
+            return self._install(
+                bucket,
+                key,
+                combined.path,
+                size=combined.size,
+                etag=combined.md5_hex.upper(),
+                crc64=combined.crc64,
+                content_type=current.content_type if current else content_type,
+                object_type="Appendable",
+                user_meta=current.user_meta if current else {},
+            )
 
     def put_file(self, bucket: str, key: str, source: str | os.PathLike[str]) -> ObjectMeta:
         """Store a local file as an object (seeding helper for tests and other stand-ins)."""
