@@ -3,4 +3,4 @@ DECLARE @db sysname = %(database)s;
 DECLARE @path nvarchar(4000) = %(path)s;
 DECLARE @name nvarchar(128) = %(backup_name)s;
 BACKUP LOG @db TO DISK = @path
-WITH INIT, FORMAT, CHECKSUM, {{ COMPRESSION }}, STATS = 5, NAME = @name;
+WITH INIT, FORMAT, CHECKSUM, {{ COMPRESSION }}, STATS = 5, MAXTRANSFERSIZE = 4194304, NAME = @name;

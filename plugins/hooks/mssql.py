@@ -1,0 +1,645 @@
+"""SQL Server hook for the migration: preflight facts, backups, msdb history, freeze and validation.
+
+Every statement comes from ``include/sql/`` (see :mod:`hooks.sql_files`); values travel as pymssql
+parameters, so any database name or path is safe. Statements run with autocommit on (BACKUP, RESTORE
+and ALTER DATABASE refuse a user transaction), every result set is drained, and informational
+messages (``STATS`` progress) are captured through pymssql's message handler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pymssql
+from airflow.providers.microsoft.mssql.hooks.mssql import MsSqlHook
+
+from hooks.sql_files import load_sql
+from rds_migration.chain import BackupRecord
+
+log = logging.getLogger(__name__)
+
+#: Backup kinds and the statement file each one runs.
+BACKUP_SQL = {"FULL": "backup_full", "DIFF": "backup_diff", "LOG": "backup_log", "TAIL": "backup_tail_log"}
+#: msdb ``backupset.type`` expected for each kind.
+BACKUP_TYPE_CODE = {"FULL": "D", "DIFF": "I", "LOG": "L", "TAIL": "L"}
+USER_ACCESS_MODES = ("RESTRICTED_USER", "SINGLE_USER", "MULTI_USER")
+#: ``SERVERPROPERTY('EditionID')`` of Standard edition (EngineEdition 2 covers Standard and Web).
+STANDARD_EDITION_ID = -1534726760
+#: DBCC CHECKDB reports consistency problems with numbers in these ranges; they are collected, not raised.
+CHECKDB_ERROR_RANGES = ((2500, 2599), (5200, 5299), (7900, 7999), (8900, 8999))
+#: Errors that are not about consistency even though they fall in the ranges above.
+_NOT_CONSISTENCY = {2520}
+#: Minimum seconds between two progress lines in the log (100 % is always logged).
+PROGRESS_LOG_INTERVAL = 10.0
+
+_PERCENT = re.compile(r"(\d{1,3}) percent processed", re.IGNORECASE)
+_DBLIB_TAIL = re.compile(r"\s*DB-Lib error message .*", re.DOTALL)
+
+ProgressCallback = Callable[[int, float], None]
+
+
+# --------------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------------
+
+
+class SqlServerError(Exception):
+    """A SQL Server statement failed. ``number`` is the SQL Server (or DB-Lib) error number.
+
+    :param number: error number (0 if unknown).
+    :param message: what failed and what to do.
+    :param server_message: the server's own text, cleaned of DB-Lib noise.
+    """
+
+    def __init__(self, number: int, message: str, server_message: str = "") -> None:
+        super().__init__(message)
+        self.number = number
+        self.message = message
+        self.server_message = server_message
+
+
+class BackupNotRecordedError(SqlServerError):
+    """The BACKUP statement returned but msdb has no record of the file: the backup does not count."""
+
+
+_ADVICE: dict[int, str] = {
+    4208: "database {db} is in SIMPLE recovery, so log backups are impossible: "
+    "ALTER DATABASE ... SET RECOVERY FULL, then take a full backup",
+    4214: "database {db} is in pseudo-simple recovery (FULL model but no full backup since): "
+    "set RECOVERY FULL and take a full backup before any log backup",
+    3101: "exclusive access to database {db} could not be obtained: freeze it first "
+    "(set_user_access RESTRICTED_USER or SINGLE_USER WITH ROLLBACK IMMEDIATE) and retry",
+    18456: "login failed: check the login and password of the Airflow connection "
+    "and that the login is enabled on the server",
+    18452: "login failed (Windows login from an untrusted domain): use a SQL Server login",
+    4060: "cannot open the connection's default database: fix the schema of the Airflow connection",
+    20009: "cannot reach the SQL Server: check host, port and firewall of the Airflow connection",
+    20002: "connection to the SQL Server failed: check host, port and the tds_version extra",
+    911: "database {db} does not exist (or is not accessible): check the database name",
+    2520: "database {db} does not exist: check the database name",
+    3701: "database {db} does not exist: check the database name",
+    3201: "the backup file cannot be opened on the SQL Server host: check that the folder exists there "
+    "and that the SQL Server service account can write to it",
+    3013: "the BACKUP/RESTORE statement terminated abnormally: see the server messages",
+    3117: "database {db} cannot be restored over: it is not in RESTORING state",
+    4305: "the log backup does not continue the restored chain: apply backups in LSN order",
+    4326: "the log backup ends before the restore point: it is already applied",
+    5061: "ALTER DATABASE {db} could not get its lock: retry, or find the blocking session",
+    5069: "ALTER DATABASE {db} failed: see the server messages",
+    229: "permission denied: the login needs sysadmin or db_backupoperator/dbcreator rights",
+    262: "permission denied: the login needs sysadmin or db_backupoperator/dbcreator rights",
+    916: "the login cannot access database {db}: grant it access or use a sysadmin login",
+    1222: "lock request timed out: retry when the database is less busy",
+}
+
+
+def _clean_server_text(raw: Any) -> str:
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes | bytearray) else str(raw)
+    return _DBLIB_TAIL.sub("", text).strip()
+
+
+def error_number(exc: BaseException) -> int:
+    """Return the SQL Server error number carried by a pymssql exception (0 if none)."""
+    number = getattr(exc, "number", None)
+    if isinstance(number, int) and number:
+        return number
+    args = getattr(exc, "args", ())
+    if args and isinstance(args[0], int):
+        return args[0]
+    if args and isinstance(args[0], tuple | list) and args[0] and isinstance(args[0][0], int):
+        return args[0][0]
+    return 0
+
+
+def _server_text(exc: BaseException) -> str:
+    args = getattr(exc, "args", ())
+    if len(args) >= 2:
+        return _clean_server_text(args[1])
+    if args and isinstance(args[0], tuple | list) and len(args[0]) >= 2:
+        return _clean_server_text(args[0][1])
+    return _clean_server_text(getattr(exc, "message", "") or (args[0] if args else ""))
+
+
+def map_error(exc: BaseException, action: str, database: str | None = None) -> SqlServerError:
+    """Turn a pymssql exception into a :class:`SqlServerError` naming the action, the number and the fix.
+
+    :param exc: the exception raised by pymssql.
+    :param action: what the hook was doing, e.g. ``"FULL backup of 'Sales'"``.
+    :param database: the database concerned, used in the advice.
+    """
+    number = error_number(exc)
+    server_text = _server_text(exc)
+    advice = _ADVICE.get(number, "").format(db=repr(database) if database is not None else "(unknown)")
+    parts = [f"{action} failed: SQL Server error {number}" if number else f"{action} failed"]
+    if advice:
+        parts.append(advice)
+    if server_text:
+        parts.append(f"server said: {server_text}")
+    cls = BackupNotRecordedError if isinstance(exc, BackupNotRecordedError) else SqlServerError
+    return cls(number, " — ".join(parts), server_text)
+
+
+# --------------------------------------------------------------------------------------------------
+# Values
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerFacts:
+    """What preflight needs to know about a SQL Server instance."""
+
+    server_name: str
+    product_version: str
+    major_version: int
+    edition: str
+    edition_id: int | None
+    engine_edition: int | None
+
+    @property
+    def can_compress_backups(self) -> bool:
+        """Enterprise, Developer, Evaluation (EngineEdition 3) and Standard compress; Web, Express don't."""
+        if self.engine_edition == 3:
+            return True
+        if self.engine_edition == 2:
+            return self.edition_id == STANDARD_EDITION_ID or self.edition.lower().startswith("standard")
+        return False
+
+
+@dataclass(frozen=True)
+class DatabaseFacts:
+    """State of one database as preflight and cutover see it."""
+
+    name: str
+    database_id: int
+    state_desc: str
+    user_access_desc: str
+    is_read_only: bool
+    recovery_model_desc: str
+    compatibility_level: int
+    is_encrypted: bool
+    log_reuse_wait_desc: str
+    last_log_backup_lsn: int | None
+    size_bytes: dict[str, int] = field(default_factory=dict)
+    tde_encryption_state: int | None = None
+    sku_features: tuple[str, ...] | None = None
+
+    @property
+    def data_bytes(self) -> int:
+        """Allocated bytes of the data files (ROWS)."""
+        return self.size_bytes.get("ROWS", 0)
+
+    @property
+    def has_tde(self) -> bool:
+        """True if the database has an encryption key (RDS cannot restore it without the certificate)."""
+        return self.tde_encryption_state is not None or self.is_encrypted
+
+    @property
+    def log_chain_started(self) -> bool:
+        """True if a log backup is possible now (FULL recovery and a full backup taken)."""
+        return self.last_log_backup_lsn is not None
+
+
+@dataclass
+class _Capture:
+    """Messages of one statement, and progress reporting."""
+
+    on_progress: ProgressCallback | None = None
+    label: str = ""
+    messages: list[tuple[int, int, str]] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    last_logged: float = 0.0
+    last_percent: int = -1
+
+    def handler(self, state: int, severity: int, server: str, proc: str, line: int, text: Any) -> None:
+        message = _clean_server_text(text)
+        self.messages.append((severity, state, message))
+        match = _PERCENT.search(message)
+        if match is None:
+            return
+        percent = int(match.group(1))
+        if percent <= self.last_percent:
+            return
+        self.last_percent = percent
+        elapsed = time.monotonic() - self.started
+        if self.on_progress is not None:
+            self.on_progress(percent, elapsed)
+        now = time.monotonic()
+        if percent >= 100 or now - self.last_logged >= PROGRESS_LOG_INTERVAL:
+            self.last_logged = now
+            log.info("%s: %d%% after %.0f s", self.label, percent, elapsed)
+
+    @property
+    def errors(self) -> list[str]:
+        return [text for severity, _, text in self.messages if severity > 10]
+
+
+def _plain(value: Any) -> Any:
+    """Integral Decimals (LSNs, numeric(25,0)) become ints; everything else is kept."""
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    return value
+
+
+def _row(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _plain(value) for key, value in row.items()}
+
+
+def _same_prefix(path: str, prefix: str) -> bool:
+    if "\\" in prefix or re.match(r"^[A-Za-z]:", prefix):
+        return path.replace("/", "\\").casefold().startswith(prefix.replace("/", "\\").casefold())
+    return path.startswith(prefix)
+
+
+# --------------------------------------------------------------------------------------------------
+# Hook
+# --------------------------------------------------------------------------------------------------
+
+
+class MigrationMsSqlHook(MsSqlHook):
+    """SQL Server hook with the migration's statements (source and target alike).
+
+    Nothing connects in ``__init__``; every method opens one connection with autocommit on and closes it.
+
+    :param mssql_conn_id: Airflow connection id (conn_type ``mssql``; extras go to ``pymssql.connect``,
+        e.g. ``{"tds_version": "7.4"}``).
+    """
+
+    hook_name = "SQL Server (RDS migration)"
+
+    # ---- connection and execution ------------------------------------------------------------
+
+    def get_conn(self) -> pymssql.Connection:
+        """Return a new pymssql connection with autocommit on (no implicit ``BEGIN TRAN``)."""
+        conn = self.connection
+        extra = {k: v for k, v in conn.extra_dejson.items() if k not in ("sqlalchemy_scheme", "autocommit")}
+        try:
+            return pymssql.connect(
+                server=conn.host or "",
+                user=conn.login,
+                password=conn.password,
+                database=self.schema or conn.schema or "",
+                port=str(conn.port or 1433),
+                autocommit=True,
+                **extra,
+            )
+        except pymssql.Error as e:
+            raise map_error(e, f"connecting to SQL Server {conn.host}:{conn.port} as {conn.login!r}") from e
+
+    @contextlib.contextmanager
+    def _session(
+        self, capture: _Capture | None = None, *, no_timeout: bool = False
+    ) -> Generator[Any, None, None]:
+        conn = self.get_conn()
+        try:
+            conn.autocommit(True)
+            if capture is not None:
+                conn._conn.set_msghandler(capture.handler)
+            if no_timeout:
+                conn._conn.query_timeout = 0
+            yield conn
+        finally:
+            with contextlib.suppress(pymssql.Error):
+                conn.close()
+
+    def _execute(
+        self,
+        sql_name: str,
+        params: Mapping[str, Any] | None,
+        *,
+        action: str,
+        database: str | None = None,
+        slots: Mapping[str, str] | None = None,
+        capture: _Capture | None = None,
+        long_running: bool = False,
+    ) -> list[list[dict[str, Any]]]:
+        """Run one statement file, drain every result set, and return them (each a list of dict rows)."""
+        sql = load_sql(sql_name, **dict(slots or {}))
+        capture = capture or _Capture(label=action)
+        try:
+            with self._session(capture, no_timeout=long_running) as conn:
+                cursor = conn.cursor(as_dict=True)
+                cursor.execute(sql, dict(params or {}))
+                results = [self._fetch(cursor)]
+                while cursor.nextset():
+                    results.append(self._fetch(cursor))
+                return [r for r in results if r is not None]
+        except SqlServerError:
+            raise
+        except pymssql.Error as e:
+            error = map_error(e, action, database)
+            extra = [m for m in capture.errors if m and m not in error.server_message]
+            if extra:
+                error = type(error)(
+                    error.number, f"{error.message} (also: {' | '.join(extra)})", error.server_message
+                )
+            raise error from e
+
+    @staticmethod
+    def _fetch(cursor: Any) -> list[dict[str, Any]] | None:
+        if cursor.description is None:
+            return None
+        return [_row(r) for r in cursor.fetchall()]
+
+    def _rows(self, sql_name: str, params: Mapping[str, Any] | None, **kwargs: Any) -> list[dict[str, Any]]:
+        results = self._execute(sql_name, params, **kwargs)
+        return results[0] if results else []
+
+    # ---- preflight ----------------------------------------------------------------------------
+
+    def server_facts(self) -> ServerFacts:
+        """Return version and edition of the server (``SERVERPROPERTY``)."""
+        rows = self._rows("server_properties", None, action="reading server properties")
+        if not rows:
+            raise SqlServerError(0, "reading server properties returned no row: is this a SQL Server?")
+        row = rows[0]
+        version = str(row.get("product_version") or "")
+        major = row.get("product_major_version") or version.split(".", 1)[0]
+        try:
+            major_version = int(str(major))
+        except ValueError as e:
+            raise SqlServerError(0, f"cannot read the major version from product version {version!r}") from e
+        return ServerFacts(
+            server_name=str(row.get("server_name") or ""),
+            product_version=version,
+            major_version=major_version,
+            edition=str(row.get("edition") or ""),
+            edition_id=row.get("edition_id"),
+            engine_edition=row.get("engine_edition"),
+        )
+
+    def can_compress_backups(self) -> bool:
+        """Return True if this server's edition can write compressed backups (see :class:`ServerFacts`)."""
+        return self.server_facts().can_compress_backups
+
+    def database_facts(self, database: str) -> DatabaseFacts | None:
+        """Return the state, recovery model, sizes, TDE and edition features of a database; None if absent.
+
+        Edition features are read inside the database, so only when it is ONLINE (else ``None``).
+
+        :param database: database name (any characters).
+        """
+        state = self._rows(
+            "database_state",
+            {"database": database},
+            action=f"reading state of {database!r}",
+            database=database,
+        )
+        if not state:
+            return None
+        row = state[0]
+        sizes = self._rows(
+            "database_size", {"database": database}, action=f"reading size of {database!r}", database=database
+        )
+        tde = self._rows(
+            "tde_state", {"database": database}, action=f"reading TDE of {database!r}", database=database
+        )
+        features: tuple[str, ...] | None = None
+        if row["state_desc"] == "ONLINE":
+            feature_rows = self._rows(
+                "sku_features",
+                {"database": database},
+                action=f"reading edition features of {database!r}",
+                database=database,
+            )
+            features = tuple(str(r["feature_name"]) for r in feature_rows)
+        return DatabaseFacts(
+            name=str(row["name"]),
+            database_id=int(row["database_id"]),
+            state_desc=str(row["state_desc"]),
+            user_access_desc=str(row["user_access_desc"]),
+            is_read_only=bool(row["is_read_only"]),
+            recovery_model_desc=str(row["recovery_model_desc"]),
+            compatibility_level=int(row["compatibility_level"]),
+            is_encrypted=bool(row["is_encrypted"]),
+            log_reuse_wait_desc=str(row["log_reuse_wait_desc"]),
+            last_log_backup_lsn=_plain(row["last_log_backup_lsn"]),
+            size_bytes={str(r["type_desc"]): int(r["size_bytes"]) for r in sizes},
+            tde_encryption_state=int(tde[0]["encryption_state"]) if tde else None,
+            sku_features=features,
+        )
+
+    def check_database(self, database: str) -> list[str]:
+        """Run ``DBCC CHECKDB`` and return the consistency errors found (empty list: clean).
+
+        Errors about the check itself (unknown database, login, permissions) are raised.
+
+        :param database: database name.
+        """
+        capture = _Capture(label=f"DBCC CHECKDB {database!r}")
+        try:
+            self._execute(
+                "checkdb",
+                {"database": database},
+                action=f"DBCC CHECKDB of {database!r}",
+                database=database,
+                capture=capture,
+                long_running=True,
+            )
+        except SqlServerError as e:
+            if (
+                not any(lo <= e.number <= hi for lo, hi in CHECKDB_ERROR_RANGES)
+                or e.number in _NOT_CONSISTENCY
+            ):
+                raise
+            errors = capture.errors or [e.server_message]
+            log.warning("DBCC CHECKDB of %r found %d error message(s)", database, len(errors))
+            return errors
+        return capture.errors
+
+    # ---- msdb history -------------------------------------------------------------------------
+
+    def backup_history(self, database: str, since: datetime) -> list[dict[str, Any]]:
+        """Return msdb backup history of a database since a time, oldest first (LSNs as ints).
+
+        :param database: database name.
+        :param since: earliest ``backup_start_date`` (server local time; an aware value is converted to
+            naive UTC, which matches servers running in UTC).
+        """
+        if since.tzinfo is not None:
+            since = since.astimezone(UTC).replace(tzinfo=None)
+        return self._rows(
+            "backup_history",
+            {"database": database, "since": since},
+            action=f"reading backup history of {database!r}",
+            database=database,
+        )
+
+    def foreign_log_backups(
+        self, database: str, since: datetime, our_paths_prefix: str
+    ) -> list[dict[str, Any]]:
+        """Return log backups since ``since`` that were not written under our folder (they break our chain).
+
+        :param database: database name.
+        :param since: earliest backup start (see :meth:`backup_history`).
+        :param our_paths_prefix: the backup folder as the server sees it (case-insensitive for Windows paths).
+        """
+        return [
+            row
+            for row in self.backup_history(database, since)
+            if row["type"] == "L" and not _same_prefix(str(row["physical_device_name"]), our_paths_prefix)
+        ]
+
+    def find_backup(self, database: str, server_path: str) -> BackupRecord | None:
+        """Return the msdb record of the backup written to ``server_path`` (None if there is none).
+
+        :param database: database name.
+        :param server_path: backup file path as the SQL Server host sees it.
+        """
+        rows = self._rows(
+            "backup_record",
+            {"database": database, "path": server_path},
+            action=f"reading the msdb record of {server_path!r}",
+            database=database,
+        )
+        return BackupRecord.from_msdb_row(rows[0]) if rows else None
+
+    # ---- backups --------------------------------------------------------------------------------
+
+    def backup(
+        self,
+        database: str,
+        kind: str,
+        server_path: str,
+        *,
+        backup_name: str,
+        compression: bool,
+        on_progress: ProgressCallback | None = None,
+    ) -> BackupRecord:
+        """Back up a database to one file and return its msdb record.
+
+        The backup counts only once msdb confirms it; no row raises :class:`BackupNotRecordedError`.
+        Callers that may retry should call :meth:`find_backup` first.
+
+        :param database: database name.
+        :param kind: ``FULL``, ``DIFF``, ``LOG`` or ``TAIL`` (log backup WITH NORECOVERY: the database is
+            left RESTORING; freeze it first).
+        :param server_path: target file as the SQL Server host sees it (overwritten: WITH INIT, FORMAT).
+        :param backup_name: backup set name (``NAME =``), at most 128 characters.
+        :param compression: write a compressed backup (see :attr:`ServerFacts.can_compress_backups`).
+        :param on_progress: called with ``(percent, elapsed_seconds)`` for each STATS message.
+        """
+        kind = str(kind).upper()
+        if kind not in BACKUP_SQL:
+            raise ValueError(f"backup kind {kind!r} is not one of {', '.join(BACKUP_SQL)}")
+        if len(backup_name) > 128:
+            raise ValueError(f"backup name {backup_name[:40]!r}... is longer than 128 characters: shorten it")
+        action = f"{kind} backup of {database!r} to {server_path!r}"
+        capture = _Capture(on_progress=on_progress, label=action)
+        started = time.monotonic()
+        log.info("Starting %s (compression %s)", action, "on" if compression else "off")
+        self._execute(
+            BACKUP_SQL[kind],
+            {"database": database, "path": server_path, "backup_name": backup_name},
+            action=action,
+            database=database,
+            slots={"COMPRESSION": "COMPRESSION" if compression else "NO_COMPRESSION"},
+            capture=capture,
+            long_running=True,
+        )
+        record = self.find_backup(database, server_path)
+        if record is None:
+            raise BackupNotRecordedError(
+                0,
+                f"{action} returned but msdb has no record of the file: the backup does not count; "
+                "check the SQL Server error log and msdb history, then take it again",
+            )
+        if record.backup_type.value != BACKUP_TYPE_CODE[kind]:
+            raise BackupNotRecordedError(
+                0,
+                f"{action}: msdb records a {record.backup_type.name} backup for this file, not {kind}: "
+                "another job may write to the same path; use a dedicated folder",
+            )
+        log.info(
+            "%s done in %.1f s: %s, %d bytes",
+            action,
+            time.monotonic() - started,
+            record.label,
+            record.size_bytes,
+        )
+        return record
+
+    def read_backup_header(self, server_path: str) -> dict[str, Any]:
+        """Return the backup-set header of a file (``RESTORE HEADERONLY``; first backup set).
+
+        :param server_path: backup file path as the SQL Server host sees it.
+        """
+        rows = self._rows(
+            "restore_headeronly",
+            {"path": server_path},
+            action=f"RESTORE HEADERONLY of {server_path!r}",
+            long_running=True,
+        )
+        if not rows:
+            raise SqlServerError(
+                0, f"RESTORE HEADERONLY of {server_path!r} returned no backup set: not a backup"
+            )
+        return rows[0]
+
+    # ---- cutover --------------------------------------------------------------------------------
+
+    def set_user_access(self, database: str, mode: str) -> None:
+        """Set ``RESTRICTED_USER``, ``SINGLE_USER`` or ``MULTI_USER`` WITH ROLLBACK IMMEDIATE.
+
+        :param database: database name.
+        :param mode: one of :data:`USER_ACCESS_MODES`.
+        """
+        mode = str(mode).upper()
+        if mode not in USER_ACCESS_MODES:
+            raise ValueError(f"user access mode {mode!r} is not one of {', '.join(USER_ACCESS_MODES)}")
+        log.info("Setting %r to %s", database, mode)
+        self._execute(
+            "set_user_access",
+            {"database": database},
+            action=f"setting {database!r} to {mode}",
+            database=database,
+            slots={"USER_ACCESS": mode},
+            long_running=True,
+        )
+
+    def recover_database(self, database: str) -> None:
+        """Bring a database left RESTORING (by a tail-log backup) back online: ``RESTORE ... WITH RECOVERY``.
+
+        :param database: database name.
+        """
+        log.info("Recovering %r (RESTORE DATABASE WITH RECOVERY)", database)
+        self._execute(
+            "restore_with_recovery",
+            {"database": database},
+            action=f"RESTORE DATABASE {database!r} WITH RECOVERY",
+            database=database,
+            long_running=True,
+        )
+
+    # ---- validation -----------------------------------------------------------------------------
+
+    def table_fingerprints(self, database: str) -> dict[tuple[str, str], tuple[int, int | None]]:
+        """Return ``{(schema, table): (row_count, checksum)}`` for every user table of a database.
+
+        :param database: database name (source or target).
+        """
+        tables = self._rows(
+            "user_tables", {"database": database}, action=f"listing tables of {database!r}", database=database
+        )
+        result: dict[tuple[str, str], tuple[int, int | None]] = {}
+        for table in tables:
+            schema, name = str(table["schema_name"]), str(table["table_name"])
+            rows = self._rows(
+                "table_fingerprint",
+                {"database": database, "schema": schema, "table": name},
+                action=f"fingerprinting {database!r}.{schema!r}.{name!r}",
+                database=database,
+                long_running=True,
+            )
+            if not rows:
+                raise SqlServerError(0, f"fingerprint of {database!r}.{schema!r}.{name!r} returned no row")
+            checksum = rows[0].get("checksum")
+            result[(schema, name)] = (int(rows[0]["row_count"]), None if checksum is None else int(checksum))
+        return result
