@@ -112,11 +112,6 @@ def test_cutover_freeze_tail_and_rollback(mssql_hook):
     assert after.first_lsn == tail.last_lsn  # online again, chain intact
 
 
-@pytest.mark.xfail(
-    reason="sandbox engine: database_state.sql fails once last_log_backup_lsn exceeds 2**63 "
-    "(OverflowError storing the LSN in SQLite)",
-    strict=False,
-)
 def test_database_facts_through_cutover(mssql_hook):
     mssql_hook.backup(HOSTILE_DB, "FULL", path("f_FULL.bak"), backup_name="full", compression=True)
     assert mssql_hook.database_facts(HOSTILE_DB).last_log_backup_lsn is not None

@@ -1,0 +1,573 @@
+"""A simulated SQL Server instance: configuration, sessions, databases and the public Python API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from sandbox.mssql.engine import admin, backup, errors
+from sandbox.mssql.engine.database import RECOVERY_MODELS, USER_ACCESS, Database
+from sandbox.mssql.engine.functions import write_context
+from sandbox.mssql.engine.lexer import quote_ident
+from sandbox.mssql.engine.txlog import split_lsn
+from sandbox.mssql.results import SqlError
+
+EDITIONS = {  # edition prefix -> (EditionID, EngineEdition, can compress backups)
+    "Enterprise Edition: Core-based Licensing": (1872460670, 3, True),
+    "Enterprise Edition": (1804890536, 3, True),
+    "Developer Edition": (-2117995310, 3, True),
+    "Evaluation Edition": (610778273, 3, True),
+    "Standard Edition": (-1534726760, 2, True),
+    "Web Edition": (1293598313, 2, False),
+    "Express Edition with Advanced Services": (-133711905, 4, False),
+    "Express Edition": (-1592396055, 4, False),
+}
+RELEASE_YEARS = {10: "2008", 11: "2012", 12: "2014", 13: "2016", 14: "2017", 15: "2019", 16: "2022"}
+DATABASE_VERSIONS = {10: 661, 11: 706, 12: 782, 13: 852, 14: 869, 15: 904, 16: 957}
+SYSTEM_DATABASES = ["master", "tempdb", "model", "msdb"]
+
+
+class ConfigError(ValueError):
+    """An invalid instance configuration; the message names the field."""
+
+
+@dataclass(eq=False)
+class Session:
+    spid: int
+    login: str
+    database: str
+    sysadmin: bool
+    app_name: str = ""
+    host_name: str = ""
+    tran_count: int = 0
+    killed: bool = False
+    on_kill: Callable[[], None] | None = None
+    request: dict | None = None
+    rowcount: int = 0
+    identity: int | None = None
+    txn_dbs: dict = field(default_factory=dict)  # Database -> [(ops, time, seed)] pending until COMMIT
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.tran_count > 0
+
+
+class Instance:
+    """One SQL Server instance. Thread-safe: each session's batch runs in its own thread."""
+
+    def __init__(
+        self,
+        name: str,
+        product_version: str,
+        edition: str,
+        data_dir: Path,
+        path_map: dict[str, Path],
+        logins: dict[str, dict],
+    ):
+        self.name = name
+        self.product_version = product_version
+        self.edition = edition
+        prefix = next((p for p in EDITIONS if edition.startswith(p)), None)
+        if prefix is None:
+            raise ConfigError(f"edition: unknown edition {edition!r}; expected one of {sorted(EDITIONS)}")
+        self.edition_id, self.engine_edition, self.can_compress = EDITIONS[prefix]
+        self.version_tuple = tuple(int(p) for p in product_version.split("."))
+        self.data_dir = data_dir
+        self.data_dir_display = "C:\\Program Files\\Microsoft SQL Server\\MSSQL\\DATA"
+        self.path_map = path_map
+        self.logins = logins
+        self.lock = threading.RLock()
+        self.databases: dict[str, Database] = {}
+        self.sessions: dict[int, Session] = {}
+        self._spids = itertools.count(51)
+        self._file_ids = itertools.count(1)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        for stale in data_dir.glob("db_*.sqlite*"):
+            stale.unlink()
+        for index, db_name in enumerate(SYSTEM_DATABASES, start=1):
+            self._add_database(db_name, index, system=True)
+        admin.create_msdb_tables(self)
+
+    # -- configuration -------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, cfg: dict, base_dir: Path) -> Instance:
+        """Build an instance from a config dict (see the package docstring); paths relative to ``base_dir``."""
+        from sandbox.mssql.engine.config import build_instance
+
+        return build_instance(cls, cfg, Path(base_dir))
+
+    @property
+    def major_version(self) -> int:
+        return self.version_tuple[0]
+
+    @property
+    def database_version(self) -> int:
+        return DATABASE_VERSIONS.get(self.major_version, 957)
+
+    def version_string(self) -> str:
+        year = RELEASE_YEARS.get(self.major_version, "")
+        return (
+            f"Microsoft SQL Server {year} (RTM) - {self.product_version} (X64) \n\tCopyright (C) {year} "
+            f"Microsoft Corporation\n\t{self.edition} on Linux (sandbox) <X64>"
+        )
+
+    # -- databases -----------------------------------------------------------------------------
+    def _add_database(self, name: str, database_id: int | None = None, system: bool = False) -> Database:
+        with self.lock:
+            if database_id is None:
+                used = {d.database_id for d in self.databases.values()}
+                database_id = next(i for i in itertools.count(5) if i not in used)
+            path = self.data_dir / f"db_{database_id}_{next(self._file_ids)}.sqlite"
+            db = Database(name, database_id, path, system=system)
+            db.compatibility_level = min(self.major_version, 16) * 10
+            self.databases[name.lower()] = db
+            return db
+
+    def find_database(self, name: str | None) -> Database | None:
+        if name is None:
+            return None
+        with self.lock:
+            return self.databases.get(str(name).lower())
+
+    def database(self, name: str) -> Database:
+        db = self.find_database(name)
+        if db is None:
+            raise errors.db_not_exist(name)
+        return db
+
+    def database_by_id(self, database_id: int) -> Database | None:
+        with self.lock:
+            return next((d for d in self.databases.values() if d.database_id == database_id), None)
+
+    def all_databases(self) -> list[Database]:
+        with self.lock:
+            return sorted(self.databases.values(), key=lambda d: d.database_id)
+
+    def all_sessions(self) -> list[Session]:
+        with self.lock:
+            return list(self.sessions.values())
+
+    def database_id_of(self, name: str | None) -> int | None:
+        db = self.find_database(name)
+        return db.database_id if db else None
+
+    def database_names(self) -> list[str]:
+        return [d.name for d in self.all_databases()]
+
+    def create_database(self, name: str) -> Database:
+        if not name or len(name) > 128:
+            raise SqlError(1038, 15, 4, "An object or column name is missing or empty.")
+        with self.lock:
+            if self.find_database(name) is not None:
+                raise SqlError(
+                    1801, 16, 3, f"Database '{name}' already exists. Choose a different database name."
+                )
+            return self._add_database(name)
+
+    def drop_database(self, name: str, session: Session | None = None) -> None:
+        """DROP DATABASE: refused while other sessions use it (3702)."""
+        with self.lock:
+            db = self.database(name)
+            if db.system:
+                raise SqlError(
+                    3708, 16, 1, f"Cannot drop the database '{db.name}' because it is a system database."
+                )
+            users = [
+                s for s in self.sessions.values() if s.database.lower() == db.name.lower() and not s.killed
+            ]
+            if users:
+                raise SqlError(
+                    3702, 16, 4, f'Cannot drop database "{db.name}" because it is currently in use.'
+                )
+            if db.running:
+                raise SqlError(
+                    3702, 16, 4, f'Cannot drop database "{db.name}" because it is currently in use.'
+                )
+            del self.databases[db.name.lower()]
+        db.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(db.path) + suffix).unlink(missing_ok=True)
+
+    def database_info(self, name: str) -> dict | None:
+        db = self.find_database(name)
+        if db is None:
+            return None
+        data_pages, log_pages = self.file_pages(db)
+        return {
+            "name": db.name,
+            "database_id": db.database_id,
+            "state_desc": db.state,
+            "user_access_desc": db.user_access,
+            "recovery_model_desc": db.recovery_model,
+            "is_read_only": db.read_only,
+            "is_encrypted": db.tde,
+            "sku_features": list(db.sku_features),
+            "size_bytes": (data_pages + log_pages) * 8192,
+            "data_bytes": data_pages * 8192,
+            "log_bytes": log_pages * 8192,
+            "database_guid": db.database_guid,
+            "last_log_backup_lsn": db.last_log_backup_lsn,
+            "compatibility_level": db.compatibility_level,
+            "corrupt": db.corrupt,
+            "restore_point_lsn": db.restore.point if db.restore else None,
+        }
+
+    def set_user_access(self, name: str, mode: str) -> None:
+        admin.set_user_access(self, None, self.database(name), mode.upper(), "ROLLBACK IMMEDIATE")
+
+    def set_corrupt(self, name: str, corrupt: bool) -> None:
+        self.database(name).corrupt = bool(corrupt)
+
+    def set_backup_padding(
+        self, name: str, *, full_bytes: int | None = None, log_bytes: int | None = None
+    ) -> None:
+        """Extra payload bytes per backup (simulates data volume): full/differential and log."""
+        db = self.database(name)
+        if full_bytes is not None:
+            db.padding["full"] = int(full_bytes)
+        if log_bytes is not None:
+            db.padding["log"] = int(log_bytes)
+
+    def file_pages(self, db: Database) -> tuple[int, int]:
+        """Allocated pages of the data and log files (at least 8 MB / 8 MB as a new database has)."""
+        data = max(1024, -(-(db.data_size() + db.padding["full"]) // 8192))
+        log = max(1024, -(-(db.log.size_bytes() + db.padding["log"]) // 8192))
+        return data, log
+
+    def log_reuse_wait(self, db: Database) -> tuple[int, str]:
+        if db.log.pins:
+            return 4, "ACTIVE_BACKUP_OR_RESTORE"
+        if db.write_lock.owner is not None:
+            return 4, "ACTIVE_TRANSACTION"
+        if db.recovery_model != "SIMPLE" and db.last_log_backup_lsn is not None and db.log.records:
+            return 2, "LOG_BACKUP"
+        return 0, "NOTHING"
+
+    def checkpoint(self, db: Database) -> int:
+        """A checkpoint record; SIMPLE (and FULL never backed up) truncate the log here."""
+        record = db.log.append("checkpoint", time=dt.datetime.now().isoformat())
+        db.last_checkpoint_lsn = record.lsn
+        self.truncate_log(db)
+        return record.lsn
+
+    def truncate_log(self, db: Database) -> None:
+        if db.recovery_model == "SIMPLE" or db.last_log_backup_lsn is None:
+            db.log.truncate_before(db.log.next_lsn)
+        else:
+            db.log.truncate_before(db.last_log_backup_lsn)
+
+    # -- access --------------------------------------------------------------------------------
+    def check_access(self, session: Session, name: str) -> Database:
+        """The database, if ``session`` may use it now (state and user access as SQL Server checks)."""
+        db = self.database(name)
+        if db.state == "RESTORING":
+            raise errors.db_restoring(db.name)
+        if db.state == "OFFLINE":
+            raise errors.db_offline(db.name)
+        if db.state != "ONLINE":
+            raise errors.db_recovery_pending(db.name)
+        if session.database.lower() == db.name.lower():
+            return db
+        if db.user_access == "SINGLE_USER":
+            others = [
+                s
+                for s in self.all_sessions()
+                if s is not session and not s.killed and s.database.lower() == db.name.lower()
+            ]
+            if others:
+                raise errors.db_single_user(db.name)
+        if db.user_access == "RESTRICTED_USER" and not session.sysadmin:
+            raise errors.db_restricted(db.name)
+        return db
+
+    def check_writable(self, session: Session, db: Database) -> None:
+        self.check_access(session, db.name)
+        if db.read_only:
+            raise errors.db_read_only(db.name)
+
+    # -- sessions ------------------------------------------------------------------------------
+    def login(
+        self, user: str, password: str, database: str | None = None, app_name: str = "", host_name: str = ""
+    ) -> Session:
+        account = self.logins.get(user)
+        if account is None or account.get("password") != password:
+            raise SqlError(18456, 14, 1, f"Login failed for user '{user}'.")
+        with self.lock:
+            session = Session(
+                next(self._spids), user, "master", bool(account.get("sysadmin")), app_name, host_name
+            )
+            if database:
+                db = self.find_database(database)
+                if db is None:
+                    raise SqlError(
+                        4060,
+                        11,
+                        1,
+                        f'Cannot open database "{database}" requested by the login. The login failed.',
+                    )
+                self.check_access(session, db.name)
+                session.database = db.name
+            self.sessions[session.spid] = session
+        return session
+
+    def close_session(self, session: Session) -> None:
+        if session.in_transaction:
+            self.rollback(session)
+        with self.lock:
+            self.sessions.pop(session.spid, None)
+
+    def kill_error(self) -> SqlError:
+        return SqlError(596, 21, 1, "Cannot continue the execution because the session is in the kill state.")
+
+    def execute(self, session: Session, sql_text: str, emit, cancel: threading.Event) -> None:
+        """Run one batch; results go to ``emit``; an error aborts the batch (raised as SqlError)."""
+        from sandbox.mssql.engine.executor import Executor
+
+        if session.killed:
+            raise self.kill_error()
+        try:
+            Executor(self, session, emit, cancel).run_batch(sql_text)
+        finally:
+            session.request = None
+            if session.killed and session.in_transaction:
+                self.rollback(session)
+
+    def kill_session(self, victim: Session) -> None:
+        """Roll back and mark a session killed (ALTER DATABASE ... WITH ROLLBACK IMMEDIATE)."""
+        victim.killed = True
+        deadline = time.monotonic() + 5
+        while victim.request is not None and time.monotonic() < deadline:
+            time.sleep(0.01)  # let the running batch notice the kill and stop
+        if victim.in_transaction:
+            self.rollback(victim)
+        if victim.on_kill is not None:
+            try:
+                victim.on_kill()
+            except Exception:  # noqa: BLE001 - the protocol layer's callback must not break ALTER DATABASE
+                pass
+
+    # -- transactions and writes ---------------------------------------------------------------
+    def begin_transaction(self, session: Session) -> None:
+        session.tran_count += 1
+
+    def commit(self, session: Session) -> None:
+        if session.tran_count == 0:
+            return
+        session.tran_count -= 1
+        if session.tran_count > 0:
+            return
+        for db, entries in list(session.txn_dbs.items()):
+            try:
+                for ops, now, seed in entries:
+                    self._log_write(db, ops, now, seed)
+                db.conn.execute("COMMIT")
+            finally:
+                db.write_lock.release_all(session)
+        session.txn_dbs.clear()
+
+    def rollback(self, session: Session) -> None:
+        session.tran_count = 0
+        for db in list(session.txn_dbs):
+            try:
+                db.conn.execute("ROLLBACK")
+            except Exception:  # noqa: BLE001 - the database file may have been replaced/dropped meanwhile
+                pass
+            db.write_lock.release_all(session)
+        session.txn_dbs.clear()
+
+    def write(self, session: Session, db: Database, build_ops: Callable[[], list], cancel=None) -> int:
+        """Run a write: in the session's transaction, or autocommitted and logged at once."""
+        self.check_writable(session, db)
+        now, seed = dt.datetime.now(), random.getrandbits(63)
+        if session.in_transaction:
+            if db not in session.txn_dbs:
+                db.write_lock.acquire(session, cancel)
+                self.check_writable(session, db)
+                db.conn.execute("BEGIN")
+                session.txn_dbs[db] = []
+            ops = build_ops()
+            with write_context(now, seed):
+                db.conn.execute("SAVEPOINT stmt")
+                try:
+                    rowcount = db.apply_ops(ops)
+                except Exception:
+                    db.conn.execute("ROLLBACK TO stmt")
+                    raise
+                finally:
+                    db.conn.execute("RELEASE stmt")
+            session.txn_dbs[db].append((ops, now, seed))
+            return rowcount
+        db.write_lock.acquire(session, cancel)
+        try:
+            self.check_writable(session, db)
+            db.conn.execute("BEGIN")
+            try:
+                ops = build_ops()
+                with write_context(now, seed):
+                    rowcount = db.apply_ops(ops)
+                self._log_write(db, ops, now, seed)
+                db.conn.execute("COMMIT")
+            except Exception:
+                db.conn.execute("ROLLBACK")
+                raise
+            return rowcount
+        finally:
+            db.write_lock.release(session)
+
+    def _log_write(self, db: Database, ops: list, now: dt.datetime, seed: int) -> None:
+        db.log.append("write", ops, now.isoformat(), seed)
+        if db.recovery_model == "SIMPLE" or db.last_log_backup_lsn is None:
+            self.truncate_log(db)
+
+    # -- built-in functions that need instance state -------------------------------------------
+    def builtin(self, name: str):
+        return getattr(self, "_fn_" + name.lower(), None)
+
+    def _fn_db_id(self, session: Session, name=None):
+        return self.database_id_of(session.database if name is None else name)
+
+    def _fn_db_name(self, session: Session, database_id=None):
+        if database_id is None:
+            return session.database
+        db = self.database_by_id(int(database_id))
+        return db.name if db else None
+
+    def _fn_serverproperty(self, session: Session, prop):
+        major, minor, build = (list(self.version_tuple) + [0, 0, 0])[:3]
+        values = {
+            "servername": self.name,
+            "machinename": self.name.split("\\")[0],
+            "instancename": None,
+            "productversion": self.product_version,
+            "productmajorversion": str(major),
+            "productminorversion": str(minor),
+            "productbuild": str(build),
+            "productlevel": "RTM",
+            "productupdatelevel": None,
+            "edition": self.edition,
+            "editionid": self.edition_id,
+            "engineedition": self.engine_edition,
+            "collation": "SQL_Latin1_General_CP1_CI_AS",
+            "isclustered": 0,
+            "ishadrenabled": 0,
+            "isfulltextinstalled": 0,
+            "isintegratedsecurityonly": 0,
+            "issingleuser": 0,
+            "processid": 4242,
+            "buildclrversion": "v4.0.30319",
+        }
+        return values.get(str(prop).lower()) if prop is not None else None
+
+    def _fn_object_id(self, session: Session, name, object_type=None):
+        if name is None:
+            return None
+        from sandbox.mssql.engine.parser import Parser
+
+        try:
+            parts = Parser(str(name)).name_parts()
+        except SqlError:
+            return None
+        db = self.find_database(parts[-3] if len(parts) >= 3 and parts[-3] else session.database)
+        if db is None or db.state != "ONLINE":
+            return None
+        if object_type is not None and str(object_type).strip().upper() not in ("U", ""):
+            return None
+        table = db.find_table(parts[-2] if len(parts) >= 2 and parts[-2] else "dbo", parts[-1])
+        return table.object_id if table else None
+
+    def _fn_schema_name(self, session: Session, schema_id=1):
+        db = self.find_database(session.database)
+        return next((n for i, n in db.schemas() if i == int(schema_id)), None) if db else None
+
+    def _fn_suser_sname(self, session: Session):
+        return session.login
+
+    _fn_suser_name = _fn_suser_sname
+    _fn_current_user = _fn_suser_sname
+    _fn_system_user = _fn_suser_sname
+    _fn_session_user = _fn_suser_sname
+    _fn_user = _fn_suser_sname
+
+    def _fn_host_name(self, session: Session):
+        return session.host_name
+
+    def _fn_app_name(self, session: Session):
+        return session.app_name
+
+    def _fn_databasepropertyex(self, session: Session, name, prop):
+        db = self.find_database(name)
+        if db is None or prop is None:
+            return None
+        return {
+            "status": db.state,
+            "recovery": db.recovery_model,
+            "useraccess": db.user_access,
+            "updateability": "READ_ONLY" if db.read_only else "READ_WRITE",
+            "collation": "SQL_Latin1_General_CP1_CI_AS",
+        }.get(str(prop).lower())
+
+    # -- backup / restore Python API (same code paths as the T-SQL statements) -----------------
+    def read_backup_header(self, local_path) -> dict:
+        """RESTORE HEADERONLY fields of a backup file (raises SqlError for a corrupt file)."""
+        return backup.header_fields(backup.read_header_checked(self, Path(local_path), str(local_path)))
+
+    def restore_file(
+        self,
+        database: str,
+        local_path,
+        *,
+        recovery: bool,
+        progress: Callable[[int], None] | None = None,
+        replace: bool = False,
+    ) -> dict:
+        """Restore a full, differential or log backup file into ``database``; returns its header fields."""
+        return backup.restore(
+            self,
+            database,
+            Path(local_path),
+            str(local_path),
+            recovery=recovery,
+            replace=replace,
+            progress=progress,
+            cancel=threading.Event(),
+        )
+
+    def recover_database(self, database: str) -> None:
+        backup.recover(self, self.database(database))
+
+    def checkdb(self, database: str) -> list[str]:
+        return admin.checkdb_errors(self, self.database(database))
+
+    # -- paths ---------------------------------------------------------------------------------
+    def local_path(self, server_path: str) -> Path | None:
+        """Map a path as the server sees it to a local file through ``path_map`` (None: unmapped)."""
+        windows = "\\" in server_path or (len(server_path) > 1 and server_path[1] == ":")
+        for prefix, local in self.path_map.items():
+            if windows or "\\" in prefix:
+                target = PureWindowsPath(server_path)
+                base = PureWindowsPath(prefix)
+                try:
+                    rest = target.relative_to(base)
+                except ValueError:
+                    continue
+                return Path(local).joinpath(*rest.parts)
+            try:
+                rest = PurePosixPath(server_path).relative_to(PurePosixPath(prefix))
+            except ValueError:
+                continue
+            return Path(local).joinpath(*rest.parts)
+        return None
+
+
+def new_guid() -> str:
+    return str(uuid.uuid4()).upper()
+
+
+__all__ = ["Instance", "Session", "ConfigError", "quote_ident", "split_lsn", "RECOVERY_MODELS", "USER_ACCESS"]

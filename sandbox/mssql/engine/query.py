@@ -1,0 +1,499 @@
+"""SELECT/INSERT/UPDATE/DELETE: T-SQL tokens translated to SQLite and run against the databases.
+
+A SELECT runs on a private in-memory SQLite connection: user databases are ATTACHed, catalog views are
+materialised as temporary tables. A write runs on the target database's own connection and is logged.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sandbox.mssql.engine import errors
+from sandbox.mssql.engine.catalog import VIEWS
+from sandbox.mssql.engine.functions import register_common
+from sandbox.mssql.engine.lexer import Token
+from sandbox.mssql.engine.parser import SqlType, syntax_error, unsupported
+from sandbox.mssql.engine.types import affinity, column_for, from_storage, infer_column, storage_value
+from sandbox.mssql.results import Column, ResultSet, SqlError
+
+if TYPE_CHECKING:
+    from sandbox.mssql.engine.database import Database, TableInfo
+    from sandbox.mssql.engine.executor import Executor
+
+NOT_ALIAS = frozenset(
+    """WHERE JOIN INNER LEFT RIGHT FULL OUTER CROSS ON GROUP ORDER HAVING UNION SET VALUES OUTPUT WITH OPTION
+    SELECT DEFAULT EXCEPT INTERSECT FROM INTO AND OR NOT IS NULL AS""".split()
+)
+TABLE_KEYWORDS = frozenset({"FROM", "JOIN", "INTO", "UPDATE"})
+CLAUSE_END = frozenset(
+    {
+        "WHERE",
+        "GROUP",
+        "ORDER",
+        "HAVING",
+        "UNION",
+        "EXCEPT",
+        "INTERSECT",
+        "ON",
+        "SET",
+        "VALUES",
+        "OPTION",
+        "SELECT",
+    }
+)
+STAR = "\x00STAR\x00"
+
+
+def sqlite_type(sqltype: SqlType) -> str:
+    if sqltype.name in ("decimal", "numeric", "money", "smallmoney"):
+        return "NUMERIC"
+    return affinity(sqltype)
+
+
+def sql_literal(value) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def sql_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass
+class Source:
+    alias: str
+    columns: list[tuple[str, Column]]
+    table: TableInfo | None = None
+
+
+@dataclass
+class Translation:
+    sql: str
+    params: list
+    sources: list[Source] = field(default_factory=list)
+    item_types: list[list[Column] | Column | None] = field(default_factory=list)
+    write_db: Database | None = None
+    write_table: TableInfo | None = None
+
+
+class Translator:
+    """Rewrites one statement's tokens into SQLite SQL."""
+
+    def __init__(self, ex: Executor, write: bool):
+        self.ex = ex
+        self.inst = ex.inst
+        self.write = write
+        self.params: list = []
+        self.attached: dict[str, tuple[str, Database]] = {}
+        self.views: dict[tuple[str, str], str] = {}
+        self.sources: list[Source] = []
+        self.write_db: Database | None = None
+        self.write_table: TableInfo | None = None
+        self.conn: sqlite3.Connection | None = None
+
+    # -- entry points --------------------------------------------------------------------------
+    def translate(self, toks: list[Token]) -> Translation:
+        toks = [t for t in toks if not t.is_op(";")] + [Token("eof", "", "", toks[-1].pos if toks else 0)]
+        sql = self._range(toks, 0, len(toks) - 1, top_level=True)
+        star_cols = ", ".join(
+            f"{sql_ident(s.alias)}.{sql_ident(c)}" for s in self.sources for c, _ in s.columns
+        )
+        sql = sql.replace(STAR, star_cols or "NULL")
+        result = Translation(
+            sql, self.params, self.sources, write_db=self.write_db, write_table=self.write_table
+        )
+        if toks and toks[0].is_word("SELECT"):
+            result.item_types = self._select_item_types(toks)
+        return result
+
+    # -- token rewriting -----------------------------------------------------------------------
+    def _range(self, toks: list[Token], start: int, end: int, top_level: bool = False) -> str:
+        out: list[str] = []
+        limits: dict[int, str] = {}
+        depth = 0
+        in_from = False
+        i = start
+        prev: Token | None = None
+        while i < end:
+            tok = toks[i]
+            word = tok.upper if tok.kind == "word" else ""
+            if word == "TOP" and prev is not None and prev.is_word("SELECT", "DISTINCT"):
+                i, limit = self._top(toks, i + 1)
+                limits[depth] = limit
+                prev = tok
+                continue
+            if word in TABLE_KEYWORDS or (in_from and prev is not None and prev.is_op(",")):
+                if word in TABLE_KEYWORDS:
+                    out.append(tok.text)
+                    in_from = word in ("FROM", "JOIN")
+                    prev = tok
+                    i += 1
+                    tok = toks[i]
+                if tok.kind in ("word", "qident") and not tok.is_word("SELECT") and not toks[i].is_op("("):
+                    i = self._table_ref(toks, i, out, is_update=word == "UPDATE")
+                    prev = toks[i - 1]
+                    continue
+                continue
+            if word in CLAUSE_END:
+                in_from = False
+            if word == "CAST" and toks[i + 1].is_op("("):
+                close = _matching(toks, i + 1)
+                out.append(self._cast(toks, i + 2, close))
+                i = close + 1
+            elif word in ("CONVERT", "TRY_CONVERT") and toks[i + 1].is_op("("):
+                close = _matching(toks, i + 1)
+                out.append(self._convert(toks, i + 2, close))
+                i = close + 1
+            elif (
+                word in ("BINARY_CHECKSUM", "CHECKSUM") and toks[i + 2].is_op("*") and toks[i + 3].is_op(")")
+            ):
+                out.append(f"{word}({STAR})")
+                i += 4
+            elif word == "COUNT_BIG":
+                out.append("COUNT")
+                i += 1
+            elif word == "OPTION" and toks[i + 1].is_op("("):
+                i = _matching(toks, i + 1) + 1
+            else:
+                if tok.is_op("("):
+                    depth += 1
+                elif tok.is_op(")"):
+                    if depth in limits:
+                        out.append(f" LIMIT {limits.pop(depth)}")
+                    depth -= 1
+                out.append(self._token(tok))
+                i += 1
+            prev = tok
+        if 0 in limits and top_level:
+            out.append(f" LIMIT {limits.pop(0)}")
+        return " ".join(out)
+
+    def _token(self, tok: Token) -> str:
+        if tok.kind == "str":
+            return sql_literal(tok.value)
+        if tok.kind == "qident":
+            return sql_ident(tok.value)
+        if tok.kind == "var":
+            self.params.append(storage_value(self.ex.get_var(tok.value)))
+            return "?"
+        if tok.kind == "sysvar":
+            self.params.append(storage_value(self.ex.sysvar(tok.upper)))
+            return "?"
+        if tok.kind == "num" and tok.value.lower().startswith("0x"):
+            return "X'" + tok.value[2:] + "'"
+        if tok.kind == "word" and tok.upper in ("GETDATE", "SYSDATETIME", "GETUTCDATE", "SYSUTCDATETIME"):
+            return tok.upper
+        return tok.text
+
+    def _top(self, toks: list[Token], i: int) -> tuple[int, str]:
+        if toks[i].is_op("("):
+            close = _matching(toks, i)
+            limit = self._range(toks, i + 1, close)
+            i = close + 1
+        else:
+            limit = self._token(toks[i])
+            i += 1
+        if toks[i].is_word("PERCENT", "WITH"):
+            raise unsupported("SELECT TOP ... PERCENT/WITH TIES")
+        return i, f"({limit})"
+
+    def _cast(self, toks: list[Token], start: int, close: int) -> str:
+        as_index = _find_top_level(toks, start, close, "AS")
+        sqltype = _type_from(toks, as_index + 1, close)
+        return f"CAST({self._range(toks, start, as_index)} AS {sqlite_type(sqltype)})"
+
+    def _convert(self, toks: list[Token], start: int, close: int) -> str:
+        comma = _find_top_level(toks, start, close, ",")
+        sqltype = _type_from(toks, start, comma)
+        second = _find_top_level(toks, comma + 1, close, ",", missing_ok=True)
+        expr_end = close if second < 0 else second
+        return f"CAST({self._range(toks, comma + 1, expr_end)} AS {sqlite_type(sqltype)})"
+
+    def _table_ref(self, toks: list[Token], i: int, out: list[str], is_update: bool) -> int:
+        parts, i = _name_at(toks, i)
+        alias = parts[-1]
+        if toks[i].is_word("AS"):
+            i += 1
+        if toks[i].kind in ("word", "qident") and toks[i].upper not in NOT_ALIAS and toks[i].kind != "eof":
+            if not (toks[i].kind == "word" and toks[i].upper in ("SET",)):
+                alias = toks[i].value
+                i += 1
+        if toks[i].is_word("WITH") and toks[i + 1].is_op("("):
+            i = _matching(toks, i + 1) + 1  # table hints such as WITH (NOLOCK)
+        ref, columns, table = self._resolve(parts)
+        self.sources.append(Source(alias, columns, table))
+        if self.write and self.write_table is table and (is_update or alias == parts[-1]):
+            out.append(ref)  # UPDATE/DELETE/INSERT target: SQLite does not take an alias there
+        else:
+            out.append(f"{ref} AS {sql_ident(alias)}")
+        return i
+
+    def _resolve(self, parts: list[str]) -> tuple[str, list[tuple[str, Column]], TableInfo | None]:
+        if len(parts) > 3:
+            raise unsupported("four-part (linked server) name " + ".".join(parts))
+        db_name = parts[-3] if len(parts) == 3 and parts[-3] else self.ex.session.database
+        schema = parts[-2] if len(parts) >= 2 and parts[-2] else "dbo"
+        name = parts[-1]
+        db = self.ex.open_database(db_name)
+        if schema.lower() == "sys" and name.lower() in VIEWS:
+            if self.write:
+                raise SqlError(259, 16, 1, "Ad hoc updates to system catalogs are not allowed.")
+            return self._view(name.lower(), db)
+        table = db.find_table(schema, name)
+        if table is None:
+            raise errors.invalid_object(".".join(p for p in parts))
+        columns = [(c, column_for(c, t, nullable)) for c, t, nullable, _ in table.columns]
+        if self.write:
+            if self.write_db is not None and self.write_db is not db:
+                raise unsupported("a write that touches two databases")
+            if self.write_db is None:
+                self.write_db, self.write_table = db, table
+            return sql_ident(table.sqlite_name), columns, table
+        return f"{self._attach(db)}.{sql_ident(table.sqlite_name)}", columns, table
+
+    def _connection(self) -> sqlite3.Connection:
+        if self.conn is None:
+            self.conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            register_common(self.conn)
+            self.ex.register_session_functions(self.conn)
+        return self.conn
+
+    def _attach(self, db: Database) -> str:
+        key = db.name.lower()
+        if key not in self.attached:
+            alias = f"d{len(self.attached)}"
+            self._connection().execute(f"ATTACH DATABASE ? AS {alias}", (str(db.path),))
+            self.attached[key] = (alias, db)
+        return self.attached[key][0]
+
+    def _view(self, view: str, db: Database) -> tuple[str, list[tuple[str, Column]], None]:
+        key = (view, db.name.lower())
+        columns, rows_fn = VIEWS[view]
+        if key not in self.views:
+            table = f"cv{len(self.views)}"
+            defs = ", ".join(
+                f"{sql_ident(c.name)} {'TEXT COLLATE NOCASE' if c.type == 'nvarchar' else ''}"
+                for c in columns
+            )
+            conn = self._connection()
+            conn.execute(f"CREATE TEMP TABLE {table} ({defs})")
+            rows = [tuple(storage_value(v) for v in row) for row in rows_fn(self.inst, self.ex.session, db)]
+            if rows:
+                marks = ", ".join("?" * len(columns))
+                conn.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+            self.views[key] = table
+        return f"temp.{self.views[key]}", [(c.name, c) for c in columns], None
+
+    # -- result typing -------------------------------------------------------------------------
+    def _select_item_types(self, toks: list[Token]) -> list:
+        i = 1
+        if toks[i].is_word("DISTINCT", "ALL"):
+            i += 1
+        if toks[i].is_word("TOP"):
+            i = _matching(toks, i + 1) + 1 if toks[i + 1].is_op("(") else i + 2
+        end = _find_top_level(toks, i, len(toks) - 1, "FROM", missing_ok=True)
+        end = len(toks) - 1 if end < 0 else end
+        items, start = [], i
+        while start < end:
+            comma = _find_top_level(toks, start, end, ",", missing_ok=True)
+            stop = end if comma < 0 else comma
+            items.append(self._item_type(toks[start:stop]))
+            start = stop + 1
+        return items
+
+    def _item_type(self, item: list[Token]):
+        if item and item[-1].is_op("*"):
+            wanted = item[0].value.lower() if len(item) > 1 else None
+            return [c for s in self.sources if wanted in (None, s.alias.lower()) for _, c in s.columns]
+        if len(item) >= 2 and (
+            item[-2].is_word("AS") or (item[-1].kind in ("word", "qident", "str") and not item[-2].is_op("."))
+        ):
+            alias = item[-1].value
+            item = item[:-2] if item[-2].is_word("AS") else item[:-1]
+        else:
+            alias = None
+        column = self._expr_type(item)
+        if column is not None and alias is not None:
+            column = Column(alias, column.type, column.precision, column.scale, column.size, column.nullable)
+        return column
+
+    def _expr_type(self, item: list[Token]) -> Column | None:
+        if not item:
+            return None
+        head = item[0].upper if item[0].kind == "word" else ""
+        if len(item) > 1 and item[1].is_op("(") and _matching(item, 1) == len(item) - 1:
+            if head == "CAST":
+                as_index = _find_top_level(item, 2, len(item) - 1, "AS")
+                return column_for("", _type_from(item, as_index + 1, len(item) - 1))
+            if head == "CONVERT":
+                return column_for("", _type_from(item, 2, _find_top_level(item, 2, len(item) - 1, ",")))
+            if head == "COUNT_BIG":
+                return Column("", "bigint")
+            if head == "COUNT":
+                return Column("", "int")
+            if head in ("CHECKSUM_AGG", "BINARY_CHECKSUM", "CHECKSUM"):
+                return Column("", "int")
+            if head in ("MAX", "MIN"):
+                return self._expr_type(item[2:-1])
+        if all(t.kind in ("word", "qident") or t.is_op(".") for t in item):
+            parts = [t.value for t in item if not t.is_op(".")]
+            return self._column_type(parts)
+        return None
+
+    def _column_type(self, parts: list[str]) -> Column | None:
+        name = parts[-1].lower()
+        alias = parts[-2].lower() if len(parts) > 1 else None
+        for source in self.sources:
+            if alias is not None and source.alias.lower() != alias:
+                continue
+            for col_name, column in source.columns:
+                if col_name.lower() == name:
+                    return column
+        return None
+
+
+def run_select(ex: Executor, toks: list[Token]) -> ResultSet:
+    scalar = _scalar_select(ex, toks)
+    if scalar is not None:
+        return scalar
+    translator = Translator(ex, write=False)
+    trans = translator.translate(toks)
+    conn = translator._connection()
+    try:
+        cursor = conn.execute(trans.sql, trans.params)
+        rows = cursor.fetchall()
+        names = [d[0] for d in cursor.description or []]
+    except sqlite3.Error as e:
+        raise map_sqlite_error(e, toks) from e
+    finally:
+        conn.close()
+    columns = _result_columns(names, rows, trans.item_types)
+    return ResultSet(
+        columns, [tuple(from_storage(v, c) for v, c in zip(row, columns, strict=True)) for row in rows]
+    )
+
+
+def _scalar_select(ex: Executor, toks: list[Token]) -> ResultSet | None:
+    """A SELECT without FROM is evaluated by the T-SQL expression evaluator (string ``+``, variables)."""
+    from sandbox.mssql.engine.parser import Parser
+
+    words = {t.upper for t in toks if t.kind == "word"}
+    if not toks or not toks[0].is_word("SELECT") or words & {"FROM", "UNION", "TOP", "DISTINCT", "INTO"}:
+        return None
+    if any(t.is_op("*") and i + 1 < len(toks) and toks[i + 1].kind == "eof" for i, t in enumerate(toks)):
+        return None
+    parser = Parser("", [t for t in toks if not t.is_op(";")] + [Token("eof", "", "", 0)])
+    parser.next()
+    names, values, declared = [], [], []
+    while True:
+        node = parser.expr()
+        declared.append(column_for("", node[2]) if node[0] == "cast" else None)
+        values.append(ex.eval(node))
+        alias = ""
+        if (
+            parser.accept_word("AS")
+            or parser.peek().kind in ("qident", "str")
+            or (parser.peek().kind == "word" and parser.peek().upper not in NOT_ALIAS)
+        ):
+            alias = parser.next().value
+        names.append(alias)
+        if not parser.accept_op(","):
+            break
+    if parser.peek().kind != "eof":
+        return None
+    columns = [
+        Column(name, c.type, c.precision, c.scale, c.size) if c is not None else infer_column(name, [value])
+        for name, value, c in zip(names, values, declared, strict=True)
+    ]
+    return ResultSet(columns, [tuple(values)])
+
+
+def _result_columns(names: list[str], rows: list[tuple], item_types: list) -> list[Column]:
+    declared: list[Column | None] = []
+    for item in item_types:
+        declared.extend(item if isinstance(item, list) else [item])
+    if len(declared) != len(names):
+        declared = [None] * len(names)
+    columns = []
+    for index, (name, column) in enumerate(zip(names, declared, strict=True)):
+        if column is None:
+            column = infer_column(name, [row[index] for row in rows])
+        columns.append(
+            Column(name, column.type, column.precision, column.scale, column.size, column.nullable)
+        )
+    return columns
+
+
+def map_sqlite_error(e: sqlite3.Error, toks: list[Token]) -> SqlError:
+    text = str(e)
+    if text.startswith("no such column:"):
+        return SqlError(207, 16, 1, f"Invalid column name '{text.split(':', 1)[1].strip().split('.')[-1]}'.")
+    if text.startswith("no such table:"):
+        return errors.invalid_object(text.split(":", 1)[1].strip())
+    if "UNIQUE constraint failed" in text:
+        return SqlError(2627, 14, 1, "Violation of PRIMARY KEY constraint. Cannot insert duplicate key.")
+    if "NOT NULL constraint failed" in text:
+        column = text.split(".")[-1]
+        return SqlError(
+            515,
+            16,
+            2,
+            f"Cannot insert the value NULL into column '{column}'; column does not allow "
+            "nulls. INSERT fails.",
+        )
+    if "syntax error" in text or "near" in text:
+        return SqlError(102, 15, 1, f"Incorrect syntax ({text}) in '{_snippet(toks)}'.")
+    return SqlError(50000, 16, 1, f"sandbox: SQLite could not run '{_snippet(toks)}': {text}")
+
+
+def _snippet(toks: list[Token]) -> str:
+    text = " ".join(t.text for t in toks[:20])
+    return text if len(toks) <= 20 else text + " ..."
+
+
+def _matching(toks: list[Token], open_index: int) -> int:
+    depth = 0
+    for j in range(open_index, len(toks)):
+        if toks[j].is_op("("):
+            depth += 1
+        elif toks[j].is_op(")"):
+            depth -= 1
+            if depth == 0:
+                return j
+    raise syntax_error(toks[-1])
+
+
+def _find_top_level(toks: list[Token], start: int, end: int, what: str, missing_ok: bool = False) -> int:
+    depth = 0
+    for j in range(start, end):
+        tok = toks[j]
+        if tok.is_op("("):
+            depth += 1
+        elif tok.is_op(")"):
+            depth -= 1
+        elif depth == 0 and (tok.is_op(what) or tok.is_word(what)):
+            return j
+    if missing_ok:
+        return -1
+    raise syntax_error(toks[min(end, len(toks) - 1)])
+
+
+def _type_from(toks: list[Token], start: int, end: int) -> SqlType:
+    from sandbox.mssql.engine.parser import Parser
+
+    sub = toks[start:end] + [Token("eof", "", "", 0)]
+    return Parser("", sub).sql_type()
+
+
+def _name_at(toks: list[Token], i: int) -> tuple[list[str], int]:
+    parts: list[str] = []
+    while True:
+        if toks[i].is_op("."):
+            parts.append("")
+        else:
+            parts.append(toks[i].value)
+            i += 1
+        if not toks[i].is_op("."):
+            return parts, i
+        i += 1
