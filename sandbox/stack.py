@@ -219,8 +219,8 @@ class Sandbox:
         conn_params = {
             "server": HOST,
             "port": self.ports["source"],
-            "user": str(source.get("login", "sa")),
-            "password": str(source["password"]),
+            "user": str(workload.get("login") or source.get("login", "sa")),
+            "password": str(workload.get("password") or source["password"]),
             "database": str(workload["database"]),
             "tds_version": "7.4",
         }

@@ -117,7 +117,7 @@ class MigrationOperator(BaseOperator):
             migrate_task_id,
             file_name,
             timeout=self.wait_timeout.total_seconds(),
-            poll_interval=self.poll_interval,
+            poll=self.poll_interval,
         )
         self.steps.record_ledger("restored", file_name=file_name, migrate_task_id=migrate_task_id)
 

@@ -182,7 +182,7 @@ class OpenDatabaseOperator(MigrationOperator):
             migrate_task_id,
             sorted(TASK_SUCCESS_STATES),
             timeout=self.wait_timeout.total_seconds(),
-            poll_interval=self.poll_interval,
+            poll=self.poll_interval,
         )
         return migrate_task_id
 

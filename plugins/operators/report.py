@@ -149,8 +149,7 @@ class ReportOperator(MigrationOperator):
         local = os.path.join(folder, file_name)
         with open(local, "w", encoding="utf-8") as handle:
             handle.write(page)
-        prefix = (self.migration.oss.prefix or "").strip("/")
-        key = f"{prefix}/reports/{file_name}" if prefix else f"reports/{file_name}"
+        key = self.steps.report_key(file_name)
         self.steps.oss.upload_file(
             self.steps.bucket, local, key, checkpoint_dir=os.path.join(folder, ".ckpt")
         )

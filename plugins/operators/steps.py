@@ -29,6 +29,7 @@ from rds_migration.naming import (
     oss_object_position,
     parse_backup_file_name,
     server_backup_path,
+    validate_key_prefix,
     worker_backup_path,
 )
 
@@ -117,8 +118,16 @@ class MigrationSteps:
         return self.spec.oss.endpoint or f"oss-{self.spec.target.region}.aliyuncs.com"
 
     @property
+    def key_prefix(self) -> str:
+        return validate_key_prefix(self.spec.oss.prefix or "")
+
+    @property
     def ledger_key(self) -> str:
-        return object_key(self.spec.oss.prefix or "", f"{backup_stem(self.database)}_ledger.jsonl")
+        """The audit ledger: JSON lines, one object per database, next to its backups."""
+        return f"{self.key_prefix}{backup_stem(self.database)}_ledger.jsonl"
+
+    def report_key(self, file_name: str) -> str:
+        return f"{self.key_prefix}reports/{file_name}"
 
     def object_key(self, file_name: str) -> str:
         return object_key(self.spec.oss.prefix or "", file_name)
