@@ -295,7 +295,16 @@ class MigrationMsSqlHook(MsSqlHook):
                 **extra,
             )
         except pymssql.Error as e:
-            raise map_error(e, f"connecting to SQL Server {conn.host}:{conn.port} as {conn.login!r}") from e
+            # pymssql keeps login-time messages in process-wide state, so the number it reports for
+            # a failed connect can belong to an earlier failure: name every likely cause instead.
+            raise SqlServerError(
+                error_number(e),
+                f"connecting to SQL Server {conn.host}:{conn.port} as {conn.login!r} failed: the login was "
+                "refused, the connection's database (schema) cannot be opened, or the server is unreachable. "
+                "Check host, port, login, password, schema and the tds_version extra of the Airflow "
+                f"connection — pymssql said: {_server_text(e)}",
+                _server_text(e),
+            ) from e
 
     @contextlib.contextmanager
     def _session(

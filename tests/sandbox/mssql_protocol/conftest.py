@@ -229,3 +229,28 @@ def wait_until():
         return predicate()
 
     return _wait
+
+
+def connect_error_in_fresh_process(port: int, **kwargs) -> tuple[int, str]:
+    """``(number, text)`` of a failing ``pymssql.connect``, in a new interpreter.
+
+    pymssql keeps login-time messages in process-wide state: in a process that saw other login
+    failures (the suite's workload, other tests) the number of a new failure can be stale.
+    """
+    import json
+    import subprocess
+    import sys
+
+    params = {"server": "127.0.0.1", "port": str(port), "login_timeout": 5, **kwargs}
+    code = (
+        "import json, sys, pymssql\n"
+        "try:\n"
+        "    pymssql.connect(**json.loads(sys.argv[1]))\n"
+        "except pymssql.OperationalError as e:\n"
+        "    print(json.dumps([e.args[0][0], str(e)]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(params)], capture_output=True, text=True, timeout=60
+    )
+    number, text = json.loads(out.stdout.strip().splitlines()[-1])
+    return number, text

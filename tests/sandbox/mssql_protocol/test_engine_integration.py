@@ -18,6 +18,7 @@ import yaml
 
 from sandbox.mssql.server import ThreadedTdsServer
 from sandbox.mssql.workload import run_workload
+from tests.sandbox.mssql_protocol.conftest import connect_error_in_fresh_process
 
 engine = pytest.importorskip("sandbox.mssql.engine")
 
@@ -95,9 +96,8 @@ def test_engine_errors_reach_pymssql(engine_server):
 
 def test_engine_bad_password(engine_server):
     _instance, server = engine_server
-    with pytest.raises(pymssql.OperationalError) as excinfo:
-        pymssql.connect(server="127.0.0.1", port=server.port, user="sa", password="nope", login_timeout=5)
-    assert "18456" in str(excinfo.value)
+    number, text = connect_error_in_fresh_process(server.port, user="sa", password="nope")
+    assert number == 18456 and "nope" not in text
 
 
 def test_pytds_parameters_and_transactions(engine_server):

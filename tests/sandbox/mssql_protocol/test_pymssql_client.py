@@ -8,7 +8,13 @@ import time
 import pymssql
 import pytest
 
-from tests.sandbox.mssql_protocol.conftest import ALL_TYPES_ROW, BIG_LSN, PASSWORD, USER
+from tests.sandbox.mssql_protocol.conftest import (
+    ALL_TYPES_ROW,
+    BIG_LSN,
+    PASSWORD,
+    USER,
+    connect_error_in_fresh_process,
+)
 
 VERSIONS = ["7.4", "7.1"]
 
@@ -46,18 +52,19 @@ def test_login_into_unicode_database_name(tds_server):
 
 
 def test_bad_password_is_18456_and_not_leaked(tds_server, fake_instance):
-    with pytest.raises(pymssql.OperationalError) as excinfo:
-        connect(tds_server, password="wrong-secret")
-    # pymssql keeps login messages in process-global state, so only the number is reliable here.
-    assert excinfo.value.args[0][0] == 18456
-    assert "wrong-secret" not in str(excinfo.value)
+    number, text = connect_error_in_fresh_process(
+        tds_server.port, user=USER, password="wrong-secret", database="shop", tds_version="7.4"
+    )
+    assert number == 18456
+    assert "wrong-secret" not in text
     assert fake_instance.sessions == {}
 
 
 def test_unknown_database_is_refused(tds_server):
-    with pytest.raises(pymssql.OperationalError) as excinfo:
-        connect(tds_server, database="nope")
-    assert excinfo.value.args[0][0] == 18456  # SQL Server sends 4060, then 18456 (FreeTDS reports the last)
+    number, _ = connect_error_in_fresh_process(
+        tds_server.port, user=USER, password=PASSWORD, database="nope", tds_version="7.4"
+    )
+    assert number == 18456  # SQL Server sends 4060, then 18456 (FreeTDS reports the last)
 
 
 @pytest.mark.parametrize("tds_version", ["7.4", "7.3", "7.1"])
