@@ -147,6 +147,7 @@ class Sandbox:
         self.source = None
         self.target = None
         self.oss_store = None
+        self.oss_faults = None  # the OSS stand-in's FaultInjector: faults and the request log
         self.rds: RdsService | None = None
         self._tds_servers: list[asyncio.AbstractServer] = []
         self._runners: list[web.AppRunner] = []
@@ -191,6 +192,7 @@ class Sandbox:
         section = {k: v for k, v in self.config["oss"].items() if k != "port"}
         app = await create_app(OssConfig.from_dict(section, self.state_dir))
         self.oss_store = app[STATE_KEY].store
+        self.oss_faults = app[STATE_KEY].faults
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, HOST, self._port("oss")).start()

@@ -45,7 +45,8 @@ class CutoverApprovalOperator(ApprovalOperator):
         return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        result = super().execute_complete(context, event)
+        # Logged first: on Reject the parent skips the downstream tasks by raising, so nothing after
+        # super().execute_complete() runs.
         if event.get("chosen_options") == ["Reject"]:
             self.log.warning(
                 "Cutover rejected by %s: nothing on the source changed. The scheduled log-shipping DAG keeps "
@@ -53,7 +54,7 @@ class CutoverApprovalOperator(ApprovalOperator):
                 "migration task and asks again.",
                 event.get("responded_by_user") or "timeout default",
             )
-        return result
+        return super().execute_complete(context, event)
 
 
 def cutover_briefing(steps: Any) -> str:
@@ -214,10 +215,19 @@ class TargetUserAccessOperator(MigrationOperator):
 class RollbackOperator(MigrationOperator):
     """After a failed cutover, bring the source back online and writable; nothing is lost.
 
-    Runs only when a cutover task before the open failed (trigger rule ``one_failed``).
+    Runs only when a cutover task before the open failed (trigger rule ``one_failed``). That rule
+    also fires when a task before the freeze failed (the cutover tasks are then ``upstream_failed``):
+    the source was never frozen, so it is left exactly as it is.
     """
 
     def execute(self, context: Any) -> list[str]:
+        from operators.report import task_states
+
+        freeze = task_states(context, ["freeze_source"])["freeze_source"]
+        if freeze not in ("success", "failed"):
+            raise AirflowSkipException(
+                f"The source was not frozen in this run (freeze_source: {freeze}): nothing to roll back."
+            )
         done = self.steps.roll_back_source()
         self.log.warning("Cutover failed; source rolled back: %s", "; ".join(done) or "nothing to undo")
         return done

@@ -233,7 +233,14 @@ class MigrationSteps:
         return backup_file_name(self.database, BackupType.LOG, run_after, seq=TAIL_SEQ)
 
     def next_log_name(self, cycle: int) -> str:
-        return backup_file_name(self.database, BackupType.LOG, datetime.now(UTC), seq=cycle)
+        """A name no backup in msdb has yet: two runs whose cycle 1 starts in the same second must not
+        share a file (``take_backup`` would return the older backup instead of taking a new one)."""
+        seq = cycle
+        while True:
+            name = backup_file_name(self.database, BackupType.LOG, datetime.now(UTC), seq=seq)
+            if self.source.find_backup(self.database, self.server_path(name)) is None:
+                return name
+            seq += 1
 
     # ----------------------------------------------------------------------------------------------
     # Upload and import

@@ -119,3 +119,15 @@ def test_malformed_yaml_names_the_file(config_dir, no_network):
     assert bag.import_errors == {}
     error_dags = [d for d in bag.dags.values() if "config-error" in d.tags]
     assert any("garbled.yaml" in d.doc_md for d in error_dags)
+
+
+def test_dags_serialize_for_the_scheduler(config_dir, no_network):
+    """What the dag-processor stores and the scheduler and UI read back, extra links included."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    for dag in load(config_dir).dags.values():
+        restored = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+        assert set(restored.task_ids) == set(dag.task_ids)
+        ship = restored.task_dict.get("ship_logs")
+        if ship is not None:
+            assert set(ship.extra_links) >= {"RDS migration records", "OSS backup files"}

@@ -2,24 +2,15 @@
 
 No scheduler here: each operator's ``execute`` runs with a minimal context (XCom in a dict) and
 waits block (``deferrable=False``). The full DAG with its scheduler, triggerer and approval runs in
-``make demo``. A write workload runs against the source throughout.
+``make demo`` and in test_dag_runs.py. A write workload runs against the source throughout.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import threading
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import SimpleNamespace
 
-import pytest
-import yaml
-
-from sandbox.stack import DEFAULT_CONFIG, Sandbox
-
-DATABASE = "SalesDB"
+# Fixtures ``stack`` (the sandbox, one per module) and ``spec`` (SalesDB) live in conftest.py.
 
 
 class FakeTI:
@@ -30,54 +21,6 @@ class FakeTI:
 
     def xcom_pull(self, task_ids: str) -> object:
         return self.xcom.get(task_ids)
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    state_dir = tmp_path_factory.mktemp("sandbox")
-    config = yaml.safe_load(Path(DEFAULT_CONFIG).read_text())
-    for section in ("source", "target", "oss", "rds"):
-        config[section]["port"] = 0
-    config["workload"]["rate"] = 20
-    sandbox = Sandbox(config, state_dir)
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    thread = threading.Thread(target=lambda: (asyncio.set_event_loop(loop), loop.run_forever()), daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(sandbox.start(), loop).result(60)
-    started.set()
-    yield sandbox, state_dir
-    asyncio.run_coroutine_threadsafe(sandbox.stop(), loop).result(60)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-
-
-@pytest.fixture(scope="module")
-def spec(stack):
-    sandbox, state_dir = stack
-    mp = pytest.MonkeyPatch()
-    for conn_id, conn in sandbox.connections().items():
-        mp.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
-    worker_folder = state_dir / "source-backups" / DATABASE
-    worker_folder.mkdir(parents=True, exist_ok=True)
-    from rds_migration.config import MigrationSpec
-
-    yield MigrationSpec(
-        name="salesdb",
-        source={"mssql_conn_id": "mssql_source", "database": DATABASE},
-        target={
-            "rds_conn_id": "rds_migration",
-            "instance_id": "rm-sandbox0001",
-            "region": "cn-hangzhou",
-            "mssql_conn_id": "mssql_target",
-        },
-        oss={"oss_conn_id": "oss_migration", "bucket": "migration-sandbox", "prefix": "e2e/salesdb/"},
-        backup_folder={"server_path": f"D:\\Backups\\{DATABASE}", "worker_path": str(worker_folder)},
-        log_shipping={"interval_minutes": 1},
-        cutover_threshold_mb=50,
-        owner="e2e",
-    )
-    mp.undo()
 
 
 def run(operator_cls, spec, xcom, run_after, **kwargs):

@@ -1,0 +1,393 @@
+"""The real DAGs run with ``dag.test()`` against the sandbox: scheduler logic, trigger rules, deferrals
+(triggers run inline) and the human approval, answered from a thread the way the UI/REST API would.
+
+Each scenario gets a fresh sandbox (and its own DAG ids), so they do not interfere:
+
+1. happy path with live writes: approve → cutover → validate → report;
+2. reject at the approval: nothing changes on the source, the cutover is skipped;
+3. the tail import fails (RDS loses access to the bucket) → rollback: the source is back, nothing lost;
+4. preflight lists every failure at once (encrypted/IA bucket, SIMPLE recovery, TDE, name conflict,
+   newer source version);
+5. the log-shipping DAG runs while the migration waits for approval; the chain stays intact.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Generator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pymssql
+import pytest
+
+from tests.e2e.conftest import DATABASE, RunningSandbox, make_spec, sandbox_config
+
+pytestmark = [pytest.mark.timeout(240), pytest.mark.usefixtures("keep_defer_kwargs")]
+
+APPROVAL_TASK = "approve_cutover"
+CUTOVER_TASKS = [
+    "freeze_source",
+    "fingerprint_source",
+    "tail_log_backup",
+    "upload_tail",
+    "apply_tail",
+    "open_database",
+    "target_multi_user",
+    "validate",
+]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Helpers: answering the approval, reading run results, looking at the databases
+# ---------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def approval(
+    dag_id: str, option: str, before: Callable[[], None] | None = None, timeout: float = 180
+) -> Generator[dict[str, Any], None, None]:
+    """Answer the cutover approval of ``dag_id`` with ``option`` from a thread, as a person would.
+
+    Finds the task instance in AWAITING_INPUT, runs ``before`` (e.g. inject a fault, run the
+    log-shipping DAG), fills its HITLDetail and resumes it with ``handle_event_submit``.
+    """
+    outcome: dict[str, Any] = {"answered": False, "error": None}
+    stop = threading.Event()
+
+    def answer() -> None:
+        from airflow.models.hitl import HITLDetail
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.models.trigger import handle_event_submit
+        from airflow.triggers.base import TriggerEvent
+        from airflow.utils.session import create_session
+        from airflow.utils.state import TaskInstanceState
+        from sqlalchemy import select
+
+        deadline = time.monotonic() + timeout
+        try:
+            while not stop.is_set() and time.monotonic() < deadline:
+                with create_session() as session:
+                    ti = session.scalar(
+                        select(TaskInstance).where(
+                            TaskInstance.dag_id == dag_id,
+                            TaskInstance.task_id == APPROVAL_TASK,
+                            TaskInstance.state == TaskInstanceState.AWAITING_INPUT,
+                        )
+                    )
+                    if ti is None:
+                        session.rollback()
+                        time.sleep(0.3)
+                        continue
+                    detail = session.scalar(select(HITLDetail).where(HITLDetail.ti_id == ti.id))
+                    outcome["body"] = detail.body
+                    outcome["options"] = list(detail.options)
+                if before is not None:
+                    before()
+                with create_session() as session:
+                    ti = session.get(TaskInstance, ti.id)
+                    detail = session.scalar(select(HITLDetail).where(HITLDetail.ti_id == ti.id))
+                    detail.chosen_options = [option]
+                    detail.params_input = {}
+                    detail.responded_by = {"id": "e2e", "name": "e2e tester"}
+                    detail.responded_at = datetime.now(UTC)
+                    session.flush()
+                    handle_event_submit(
+                        TriggerEvent(detail.as_resume_event_payload()), task_instance=ti, session=session
+                    )
+                outcome["answered"] = True
+                return
+        except BaseException as exc:  # reported by the main thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=answer, name="e2e-approver", daemon=True)
+    thread.start()
+    try:
+        yield outcome
+    finally:
+        stop.set()
+        thread.join(30)
+    if outcome["error"] is not None:
+        raise outcome["error"]
+
+
+def states(dag_run) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+
+
+def xcom(dag_run, task_id: str) -> Any:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.scalars(
+            XComModel.get_many(
+                run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key="return_value"
+            )
+        ).first()
+        return None if row is None else XComModel.deserialize_value(row)
+
+
+def hook(conn_id: str):
+    from hooks.mssql import MigrationMsSqlHook
+
+    return MigrationMsSqlHook(mssql_conn_id=conn_id)
+
+
+def access(conn_id: str, database: str) -> tuple[str, str]:
+    facts = hook(conn_id).database_facts(database)
+    assert facts is not None, f"{database} missing on {conn_id}"
+    return facts.state_desc, facts.user_access_desc
+
+
+def order_count(running: RunningSandbox, database: str = DATABASE) -> int:
+    """Rows in the workload's table (0 until the workload has created it)."""
+    source = running.sandbox.config["source"]
+    with pymssql.connect(
+        server="127.0.0.1",
+        port=running.sandbox.ports["source"],
+        user="sa",
+        password=source["password"],
+        database=database,
+        tds_version="7.4",
+    ) as conn:
+        cursor = conn.cursor()
+        cursor.execute("SELECT COUNT(*) FROM sys.tables WHERE name = 'orders'")
+        if not cursor.fetchone()[0]:
+            return 0
+        cursor.execute("SELECT COUNT(*) FROM dbo.orders")
+        return int(cursor.fetchone()[0])
+
+
+def assert_writes_continue(running: RunningSandbox, within: float = 15) -> None:
+    """The workload's inserts land on the source again (it backs off and reconnects after a freeze)."""
+    first = order_count(running)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if order_count(running) > first:
+            return
+    pytest.fail(f"no new rows in dbo.orders within {within}s: writes did not resume")
+
+
+def run_migration(airflow_db, spec, option: str | None, before: Callable[[], None] | None = None):
+    dag = airflow_db.dags(spec)[f"mssql_to_rds__{spec.name}"]
+    if option is None:
+        return dag.test(), {}
+    with approval(dag.dag_id, option, before) as answered:
+        dag_run = dag.test()
+    return dag_run, answered
+
+
+# ---------------------------------------------------------------------------------------------------
+# Scenarios
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_happy_path_with_live_writes(airflow_db, sandbox_factory):
+    running = sandbox_factory()
+    spec = make_spec(running.state_dir, "e2e_happy", retries=0)
+    before = order_count(running)
+
+    dag_run, answered = run_migration(airflow_db, spec, "Approve")
+
+    result = states(dag_run)
+    assert answered["answered"], result
+    assert str(dag_run.state) == "success", result
+    assert "Estimated downtime" in answered["body"] and "Last applied LSN" in answered["body"]
+    assert result["resume"] == "skipped" and result["full_backup"] == "success"
+    assert all(result[t] == "success" for t in ["ship_logs", APPROVAL_TASK, *CUTOVER_TASKS, "report"]), result
+    assert result["rollback"] == "skipped"
+
+    shipped = xcom(dag_run, "ship_logs")
+    assert shipped["cycles"] >= 1
+    validation = xcom(dag_run, "validate")
+    assert validation["differences"] == [] and validation["rows"] > 0
+    frozen = xcom(dag_run, "fingerprint_source")
+    assert frozen["dbo.orders"][0] > before, "rows written by the workload during the run were migrated"
+
+    report = xcom(dag_run, "report")
+    assert Path(report["report_path"]).is_file()
+    assert "migrated and validated" in Path(report["report_path"]).read_text()
+    assert access("mssql_target", DATABASE) == ("ONLINE", "MULTI_USER")
+    assert access("mssql_source", DATABASE)[0] == "RESTORING", "the tail-log backup left the source restoring"
+
+
+def test_reject_changes_nothing_on_the_source(airflow_db, sandbox_factory, capfd):
+    running = sandbox_factory()
+    spec = make_spec(running.state_dir, "e2e_reject", retries=0)
+
+    dag_run, answered = run_migration(airflow_db, spec, "Reject")
+
+    result = states(dag_run)
+    assert answered["answered"], result
+    assert str(dag_run.state) == "success", result
+    assert all(result[t] == "skipped" for t in CUTOVER_TASKS), result
+    assert result["rollback"] == "skipped" and result["report"] == "success"
+    assert access("mssql_source", DATABASE) == ("ONLINE", "MULTI_USER")
+    assert_writes_continue(running)
+    report = xcom(dag_run, "report")
+    assert "cutover not approved" in Path(report["report_path"]).read_text()
+    output = "".join(capfd.readouterr())
+    assert "trigger this DAG again" in output, "the log says how to continue"
+    # The target still waits for logs: the next run resumes the same migration task.
+    from hooks.rds import TASK_FAILURE_STATES, TASK_SUCCESS_STATES
+    from operators.steps import MigrationSteps
+
+    steps = MigrationSteps(spec)
+    task = steps.rds.get_task_state(steps.instance_id, steps.find_migration_task_id())
+    assert task.status not in TASK_SUCCESS_STATES | TASK_FAILURE_STATES
+
+
+def test_failed_tail_import_rolls_back_the_source(airflow_db, sandbox_factory, capfd):
+    running = sandbox_factory()
+    spec = make_spec(running.state_dir, "e2e_rollback", retries=0)
+
+    def revoke_bucket_access() -> None:
+        # RAM role gone: RDS refuses every import from now on (OSS.Unauthorized-like error).
+        running.sandbox.rds.config.oss_authorized = False
+
+    dag_run, answered = run_migration(airflow_db, spec, "Approve", before=revoke_bucket_access)
+
+    result = states(dag_run)
+    assert answered["answered"], result
+    assert str(dag_run.state) == "failed", result
+    assert result["freeze_source"] == "success" and result["tail_log_backup"] == "success", result
+    assert result["apply_tail"] == "failed", result
+    assert result["open_database"] == "upstream_failed", result
+    assert result["rollback"] == "success", result
+    assert result["report"] == "failed", result  # written, then fails the run so the failure stays visible
+    undone = " ".join(xcom(dag_run, "rollback"))
+    assert "WITH RECOVERY" in undone and "MULTI_USER" in undone, undone
+    assert "AliyunRDSImportRole" in "".join(capfd.readouterr()), "the failure names its cause"
+    (report,) = (Path(spec.backup_folder.worker_path) / "reports").glob("*.html")
+    assert "cutover failed at apply_tail; rollback: success" in report.read_text()
+
+    assert access("mssql_source", DATABASE) == ("ONLINE", "MULTI_USER")
+    frozen = xcom(dag_run, "fingerprint_source")
+    now = hook("mssql_source").table_fingerprints(DATABASE)
+    for (schema, table), (count, _checksum) in now.items():
+        assert count >= frozen[f"{schema}.{table}"][0], (table, count, frozen)
+    assert_writes_continue(running)
+
+
+def test_preflight_lists_every_failure_simple_recovery_and_encrypted_bucket(
+    airflow_db, sandbox_factory, capfd
+):
+    running = sandbox_factory(sandbox_config(workload_rate=0))
+    source = running.sandbox.config["source"]
+    with pymssql.connect(
+        server="127.0.0.1",
+        port=running.sandbox.ports["source"],
+        user="sa",
+        password=source["password"],
+        tds_version="7.4",
+        autocommit=True,
+    ) as conn:
+        cursor = conn.cursor()
+        cursor.execute("CREATE DATABASE SimpleDB")
+        cursor.execute("ALTER DATABASE SimpleDB SET RECOVERY SIMPLE")
+    spec = make_spec(
+        running.state_dir,
+        "e2e_preflight_simple",
+        database="SimpleDB",
+        retries=0,
+        oss={"bucket": "migration-encrypted"},
+    )
+
+    dag_run, _ = run_migration(airflow_db, spec, None)
+
+    result = states(dag_run)
+    assert str(dag_run.state) == "failed", result
+    assert result["preflight"] == "failed", result
+    assert result["full_backup"] == "upstream_failed", result
+    assert result["rollback"] == "skipped", "the source was never frozen: nothing to roll back"
+    message = preflight_error(capfd.readouterr().out)
+    assert "recovery model: SIMPLE" in message, message
+    assert "OSS bucket" in message and "encrypt" in message.lower(), message
+    assert "Preflight failed 2 of" in message, message
+    assert access("mssql_source", "SimpleDB") == ("ONLINE", "MULTI_USER")
+
+
+def test_preflight_lists_every_failure_tde_name_conflict_newer_source_ia_bucket(
+    airflow_db, sandbox_factory, capfd
+):
+    config = sandbox_config(workload_rate=0)
+    config["source"]["instance"]["product_version"] = "16.0.4135.4"  # SQL Server 2022 -> 2019 target
+    config["source"]["instance"]["databases"]["LegacyDB"] = {
+        "tde": True,
+        "tables": [{"name": "items", "rows": 10}],
+    }
+    config["target"]["instance"]["databases"] = {"LegacyDB": {"tables": [{"name": "other", "rows": 1}]}}
+    running = sandbox_factory(config)
+    spec = make_spec(
+        running.state_dir, "e2e_preflight_tde", database="LegacyDB", retries=0, oss={"bucket": "migration-ia"}
+    )
+
+    dag_run, _ = run_migration(airflow_db, spec, None)
+
+    result = states(dag_run)
+    assert str(dag_run.state) == "failed", result
+    assert result["preflight"] == "failed", result
+    message = preflight_error(capfd.readouterr().out)
+    for reason in ("TDE:", "version: source 16", "target name:", "OSS bucket:"):
+        assert reason in message, (reason, message)
+    assert "Preflight failed 4 of" in message, message
+    assert result["rollback"] == "skipped", result
+    assert access("mssql_source", "LegacyDB") == ("ONLINE", "MULTI_USER")
+
+
+def preflight_error(output: str) -> str:
+    """The preflight task's failure message, from the task log printed by dag.test()."""
+    lines = [line for line in output.splitlines() if "Preflight failed" in line]
+    assert lines, output[-3000:]
+    return lines[-1]
+
+
+def test_log_shipping_dag_interleaves_without_breaking_the_chain(airflow_db, sandbox_factory):
+    """Run 1 stops at the approval (Reject); the scheduled DAG ships logs; run 2 resumes and cuts over.
+
+    (``dag.test()`` must run in the main thread, so the log-shipping runs go between two migration
+    runs rather than during one approval wait: the same state, the target RESTORING between logs.)
+    """
+    running = sandbox_factory()
+    spec = make_spec(running.state_dir, "e2e_interleave", retries=0, log_shipping={"schedule": "*/5 * * * *"})
+    dags = airflow_db.dags(spec)
+    migration = dags[f"mssql_to_rds__{spec.name}"]
+    shipping = dags[f"mssql_to_rds__{spec.name}__log_shipping"]
+
+    with approval(migration.dag_id, "Reject"):
+        first = migration.test()
+    assert states(first)["wait_full_restored"] == "success", states(first)
+
+    shipped = []
+    for _ in range(3):
+        time.sleep(0.3)  # let the workload write between two log backups
+        run = shipping.test()
+        shipped.append((str(run.state), states(run)["ship_one_log"], xcom(run, "ship_one_log")))
+    assert [(s, t) for s, t, _ in shipped] == [("success", "success")] * 3, shipped
+    assert all(x["cycles"] == 1 for _, _, x in shipped), shipped
+
+    with approval(migration.dag_id, "Approve") as answered:
+        second = migration.test()
+
+    result = states(second)
+    assert answered["answered"], result
+    assert str(second.state) == "success", result
+    assert result["resume"] == "success" and result["full_backup"] == "skipped", result
+    validation = xcom(second, "validate")
+    assert validation["differences"] == [] and validation["rows"] > 0
+
+    from operators.steps import MigrationSteps
+
+    steps = MigrationSteps(spec)
+    files = steps.rds.get_file_states(steps.instance_id, xcom(second, "apply_tail")["migrate_task_id"])
+    # full + a log per ship_logs run + 3 from the log-shipping DAG + the tail: one chain, all restored
+    assert len(files) >= 7 and {f.status for f in files} == {"Restored"}, files
+    assert access("mssql_target", DATABASE) == ("ONLINE", "MULTI_USER")
+    # After the cutover, the scheduled DAG sees the migration task done and skips.
+    after = shipping.test()
+    assert states(after)["ship_one_log"] == "skipped"
