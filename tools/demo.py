@@ -231,6 +231,7 @@ def write_migration_config(demo_dir: Path, log_shipping_schedule: str | None) ->
                 "log_shipping": {"interval_minutes": 1, "schedule": log_shipping_schedule},
                 # The demo's log backups are tens of KB: the loop ends after its first cycle.
                 "cutover_threshold_mb": 2,
+                "rds_poll_seconds": 2,
                 "approval_timeout_hours": 1,
             }
         },
@@ -413,8 +414,13 @@ def task_instances(api: AirflowApi, run_id: str) -> dict[str, dict[str, Any]]:
     return {ti["task_id"]: ti for ti in found["task_instances"]}
 
 
+# A person reads the briefing before answering. Answering within the worker's heartbeat of the
+# question also meets an Airflow 3.3.2 race (apache/airflow#72716) that fails the resumed attempt.
+APPROVAL_DELAY_S = 5.0
+
+
 def approve_if_asked(api: AirflowApi, run_id: str, state: str | None) -> bool:
-    """Approve ``approve_cutover`` once it waits for input, as a person would. True once answered."""
+    """Approve ``approve_cutover`` while it waits for input, as a person would. True once answered."""
     if state not in ("awaiting_input", "deferred"):
         return False
     path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/approve_cutover/-1/hitlDetails"
@@ -436,7 +442,8 @@ def follow_run(api: AirflowApi, processes: Processes, run_id: str, auto_approve:
     """Poll the run, print each task's state changes, approve the cutover; return the final state."""
     deadline = time.monotonic() + RUN_TIMEOUT_S
     seen: dict[str, str | None] = {}
-    answered = not auto_approve
+    answered_try: int | None = None  # a retried approval task asks again: answer each attempt once
+    asked_at: dict[int, float] = {}
     started = time.monotonic()
     while time.monotonic() < deadline:
         processes.check_alive()
@@ -447,8 +454,12 @@ def follow_run(api: AirflowApi, processes: Processes, run_id: str, auto_approve:
                 if ti["state"] == "awaiting_input" and not auto_approve:
                     say(f"  -> answer it in the UI: {api.base_url} (Browse -> Required Actions)")
             seen[task_id] = ti["state"]
-        if not answered:
-            answered = approve_if_asked(api, run_id, tis.get("approve_cutover", {}).get("state"))
+        approval = tis.get("approve_cutover", {})
+        attempt = approval.get("try_number")
+        if auto_approve and approval.get("state") == "awaiting_input" and attempt != answered_try:
+            waited = time.monotonic() - asked_at.setdefault(attempt, time.monotonic())
+            if waited >= APPROVAL_DELAY_S and approve_if_asked(api, run_id, approval["state"]):
+                answered_try = attempt
         run = api.get(f"/dags/{DAG_ID}/dagRuns/{run_id}")
         if run["state"] in FINAL_RUN_STATES:
             return run["state"]

@@ -190,7 +190,8 @@ class InstanceFacts:
     instance_id: str
     engine: str
     engine_version: str
-    major_version: int | None
+    version_year: int | None  # 2019 for EngineVersion 2019_std_ha
+    major_version: int | None  # SQL Server's own major version (15 for 2019), comparable with the source's
     edition: str
     storage_gb: int
     disk_used_bytes: int
@@ -274,6 +275,10 @@ def _items(body: dict[str, Any], outer: str, inner: str) -> list[dict[str, Any]]
     wrapper = body.get(outer) or {}
     items = wrapper.get(inner) if isinstance(wrapper, dict) else wrapper
     return list(items or [])
+
+
+# RDS names versions by year (EngineVersion 2019_std_ha); SQL Server reports its major version.
+SQL_SERVER_MAJOR_BY_YEAR = {2008: 10, 2012: 11, 2014: 12, 2016: 13, 2017: 14, 2019: 15, 2022: 16, 2025: 17}
 
 
 def parse_engine_version(engine_version: str) -> tuple[int | None, str]:
@@ -474,12 +479,13 @@ class RdsMigrationHook(BaseHook):
             )
         item = items[0]
         engine_version = str(item.get("EngineVersion") or "")
-        major, edition = parse_engine_version(engine_version)
+        year, edition = parse_engine_version(engine_version)
         return InstanceFacts(
             instance_id=str(item.get("DBInstanceId") or instance_id),
             engine=str(item.get("Engine") or ""),
             engine_version=engine_version,
-            major_version=major,
+            version_year=year,
+            major_version=SQL_SERVER_MAJOR_BY_YEAR.get(year) if year is not None else None,
             edition=edition,
             storage_gb=int(item.get("DBInstanceStorage") or 0),
             disk_used_bytes=int(float(item.get("DBInstanceDiskUsed") or 0)),

@@ -27,7 +27,8 @@ class MigrationOperator(BaseOperator):
     :param migration: the validated configuration of this database's migration (a ``MigrationSpec``
         or its dict form).
     :param deferrable: wait for RDS in the triggerer (default) instead of holding a worker slot.
-    :param poll_interval: seconds between two RDS status polls while waiting.
+    :param poll_interval: seconds between two RDS status polls while waiting (default: the config's
+        ``rds_poll_seconds``).
     :param wait_timeout: how long one wait on RDS may last before the task fails.
     """
 
@@ -39,14 +40,14 @@ class MigrationOperator(BaseOperator):
         *,
         migration: MigrationSpec | Mapping[str, Any],
         deferrable: bool = True,
-        poll_interval: float = 15.0,
+        poll_interval: float | None = None,
         wait_timeout: timedelta = DEFAULT_WAIT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.migration = migration if isinstance(migration, MigrationSpec) else MigrationSpec(**migration)
         self.deferrable = deferrable
-        self.poll_interval = poll_interval
+        self.poll_interval = poll_interval or self.migration.rds_poll_seconds
         self.wait_timeout = wait_timeout
 
     @cached_property

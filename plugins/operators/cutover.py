@@ -47,7 +47,14 @@ class CutoverApprovalOperator(ApprovalOperator):
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         # Logged first: on Reject the parent skips the downstream tasks by raising, so nothing after
         # super().execute_complete() runs.
-        if event.get("chosen_options") == ["Reject"]:
+        from operators.steps import MigrationSteps
+
+        approved = event.get("chosen_options") == ["Approve"]
+        MigrationSteps(self.migration).record_ledger(
+            "cutover_approved" if approved else "cutover_rejected",
+            responded_by=str(event.get("responded_by_user") or "timeout default"),
+        )
+        if not approved:
             self.log.warning(
                 "Cutover rejected by %s: nothing on the source changed. The scheduled log-shipping DAG keeps "
                 "the target current. To cut over later, trigger this DAG again: it resumes the existing "
@@ -89,7 +96,6 @@ def cutover_briefing(steps: Any) -> str:
         f"- Last applied LSN: {point.redo_lsn if point else 'none'} (`{last_applied.file_name if last_applied else '-'}`)",
         f"- Current gap: the last log backup held {gap_bytes / 1048576:.1f} MB{age}",
         f"- Estimated downtime: **{format_duration(estimate.total_seconds)}** — {estimate.describe()}",
-        f"- Measured rates: {rates.describe()}",
         "",
         "Approving runs, in order:",
         "1. Set the source database RESTRICTED_USER WITH ROLLBACK IMMEDIATE (application writes stop).",

@@ -23,14 +23,6 @@ ENTERPRISE_ONLY_BEFORE_2016SP1 = {
     "ChangeCapture",
     "MultipleFSContainers",
 }
-# RDS reports the version as a year (EngineVersion 2019_std_ha); SQL Server reports its major version.
-SQL_SERVER_MAJOR_BY_YEAR = {2008: 10, 2012: 11, 2014: 12, 2016: 13, 2017: 14, 2019: 15, 2022: 16, 2025: 17}
-
-
-def target_major_version(instance: Any) -> int | None:
-    """The SQL Server major version (15 for 2019) of an RDS instance whose version is a year."""
-    year = instance.major_version
-    return SQL_SERVER_MAJOR_BY_YEAR.get(year, year if year is not None and year < 100 else None)
 
 
 @dataclass
@@ -208,7 +200,7 @@ class PreflightOperator(MigrationOperator):
                 )
             )
         server = facts.get("source_server")
-        target_major = target_major_version(instance)
+        target_major = instance.major_version
         if server is not None and target_major is not None:
             newer = server.major_version > target_major
             checks.append(
@@ -265,7 +257,7 @@ class PreflightOperator(MigrationOperator):
         limited = sorted(set(features) & ENTERPRISE_ONLY_BEFORE_2016SP1)
         if instance.edition == "ent":
             checks.append(Check("edition features", "pass", f"{', '.join(features)} supported by Enterprise"))
-        elif (target_major_version(instance) or 0) < 13 and limited:
+        elif (instance.major_version or 0) < 13 and limited:
             checks.append(
                 Check(
                     "edition features",

@@ -82,7 +82,13 @@ class WaitRestoredOperator(MigrationOperator):
         if state.restored is None:
             # RDS may not list the file yet right after CreateMigrateTask: wait for it by name.
             self.wait_for_file(migrate_task_id, record.file_name, {})
+        elif not self._restore_recorded(record.file_name):
+            # Restored before anyone waited (fast restore, or a retry): keep the ledger complete.
+            self.steps.record_ledger("restored", file_name=record.file_name, migrate_task_id=migrate_task_id)
         return self.drive_chain(context)
+
+    def _restore_recorded(self, file_name: str) -> bool:
+        return any(e.event == "restored" and e.file_name == file_name for e in self.steps.read_ledger())
 
 
 class ApplyPendingOperator(MigrationOperator):

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 # Sequence number reserved for the tail-log backup of a run, so a retried tail task finds its file.
 TAIL_SEQ = 0
+# Smaller files measure fixed costs (task latency), not throughput.
+RATE_SAMPLE_MIN_BYTES = 1024 * 1024
 # How far back msdb history is read when nothing else bounds it (RDS keeps tasks for a week).
 HISTORY_WINDOW = timedelta(days=8)
 
@@ -164,9 +166,13 @@ class MigrationSteps:
         return self.oss.read_ledger(self.bucket, self.ledger_key)
 
     def measured_rates(self, entries: list[LedgerEntry] | None = None) -> Rates:
-        """Backup, upload and restore rates measured so far in this migration (from the ledger)."""
+        """Backup, upload and restore rates measured so far in this migration (from the ledger).
+
+        Files under :data:`RATE_SAMPLE_MIN_BYTES` measure fixed costs, not throughput: their restore
+        times count as RDS task latency and they are left out of the MB/s figures.
+        """
         entries = self.read_ledger() if entries is None else entries
-        backup, upload, restore = [], [], []
+        backup, upload, restore, latency = [], [], [], []
         requested: dict[str, LedgerEntry] = {}
         sizes: dict[str, int] = {}
         for entry in entries:
@@ -181,8 +187,18 @@ class MigrationSteps:
                 requested[entry.file_name] = entry
             elif entry.event == LedgerEvent.RESTORED and entry.file_name in requested:
                 seconds = (entry.at - requested[entry.file_name].at).total_seconds()
-                restore.append((sizes.get(entry.file_name, 0), seconds))
-        return Rates.from_samples(backup=backup, upload=upload, restore=restore)
+                size = sizes.get(entry.file_name, 0)
+                (restore if size >= RATE_SAMPLE_MIN_BYTES else latency).append((size, seconds))
+
+        def throughput(samples: list[tuple[int, float]]) -> list[tuple[int, float]]:
+            return [(size, seconds) for size, seconds in samples if size >= RATE_SAMPLE_MIN_BYTES]
+
+        return Rates.from_samples(
+            backup=throughput(backup),
+            upload=throughput(upload),
+            restore=restore,
+            rds_task_latency=[seconds for _, seconds in latency],
+        )
 
     # ----------------------------------------------------------------------------------------------
     # Compression decision

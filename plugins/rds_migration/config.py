@@ -205,6 +205,12 @@ class MigrationSpec(_Section):
     approval_timeout_hours: float = Field(
         default=24, gt=0, description="How long the cutover approval waits."
     )
+    rds_poll_seconds: float = Field(
+        default=15,
+        gt=0,
+        le=600,
+        description="Seconds between two RDS status polls while waiting for a restore or the open.",
+    )
     pool: str | None = Field(
         default=None,
         description="Airflow pool serialising work on this database; default mssql_migration_<entry>.",

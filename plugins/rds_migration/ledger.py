@@ -36,6 +36,7 @@ class LedgerEvent(enum.StrEnum):
     IMPORT_REQUESTED = "import_requested"
     RESTORED = "restored"
     CUTOVER_APPROVED = "cutover_approved"
+    CUTOVER_REJECTED = "cutover_rejected"
     SOURCE_FROZEN = "source_frozen"
     OPENED = "opened"
     VALIDATED = "validated"

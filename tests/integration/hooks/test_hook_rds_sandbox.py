@@ -56,7 +56,7 @@ def test_instance_facts(rds_hook):
     facts = rds_hook.instance_facts(INSTANCE_ID)
     assert facts.engine == "SQLServer"
     assert facts.engine_version == "2019_std_ha"
-    assert facts.major_version == 2019
+    assert facts.version_year == 2019 and facts.major_version == 15
     assert facts.edition == "std"
     assert facts.storage_gb == 20
     assert facts.status == "Running"
