@@ -26,7 +26,8 @@ class MigrationOperator(BaseOperator):
 
     :param migration: the validated configuration of this database's migration (a ``MigrationSpec``
         or its dict form).
-    :param deferrable: wait for RDS in the triggerer (default) instead of holding a worker slot.
+    :param deferrable: wait for RDS in the triggerer instead of holding a worker slot (default: the
+        config's ``deferrable``, true).
     :param poll_interval: seconds between two RDS status polls while waiting (default: the config's
         ``rds_poll_seconds``).
     :param wait_timeout: how long one wait on RDS may last before the task fails.
@@ -39,14 +40,14 @@ class MigrationOperator(BaseOperator):
         self,
         *,
         migration: MigrationSpec | Mapping[str, Any],
-        deferrable: bool = True,
+        deferrable: bool | None = None,
         poll_interval: float | None = None,
         wait_timeout: timedelta = DEFAULT_WAIT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.migration = migration if isinstance(migration, MigrationSpec) else MigrationSpec(**migration)
-        self.deferrable = deferrable
+        self.deferrable = self.migration.deferrable if deferrable is None else deferrable
         self.poll_interval = poll_interval or self.migration.rds_poll_seconds
         self.wait_timeout = wait_timeout
 
@@ -138,6 +139,14 @@ class MigrationOperator(BaseOperator):
 
 
 _CONTINUE = object()
+
+
+def task_states(context: Any, task_ids: list[str]) -> dict[str, str]:
+    """States of other tasks of this run, through the Task SDK (tasks have no database access)."""
+    ti = context["ti"]
+    found = ti.get_task_states(dag_id=ti.dag_id, task_ids=list(task_ids), run_ids=[ti.run_id])
+    by_task = found.get(ti.run_id, {}) if isinstance(found, dict) else {}
+    return {task_id: str(by_task.get(task_id) or "none") for task_id in task_ids}
 
 
 def raise_on_error_event(event: Mapping[str, Any] | None) -> None:

@@ -10,7 +10,7 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from hooks.rds import TASK_SUCCESS_STATES
-from operators.base import MigrationOperator, raise_on_error_event
+from operators.base import MigrationOperator, raise_on_error_event, task_states
 from rds_migration.config import MigrationSpec
 from rds_migration.estimate import estimate_downtime, format_duration
 from triggers.rds import MigrationTaskTrigger
@@ -227,8 +227,6 @@ class RollbackOperator(MigrationOperator):
     """
 
     def execute(self, context: Any) -> list[str]:
-        from operators.report import task_states
-
         freeze = task_states(context, ["freeze_source"])["freeze_source"]
         if freeze not in ("success", "failed"):
             raise AirflowSkipException(

@@ -5,11 +5,12 @@ from __future__ import annotations
 import html
 import os
 import re
+from datetime import datetime
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from operators.base import MigrationOperator
+from operators.base import MigrationOperator, task_states
 from rds_migration.ledger import LedgerEntry, LedgerEvent
 
 
@@ -57,8 +58,55 @@ def timeline_rows(entries: list[LedgerEntry]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def phase_rows(entries: list[LedgerEntry]) -> list[tuple[str, datetime, datetime]]:
+    """(phase, start, end) of the migration's phases, from the ledger's events."""
+    ordered = sorted(entries, key=lambda e: e.at)
+
+    def first(event: LedgerEvent, **match: str) -> LedgerEntry | None:
+        return next(
+            (e for e in ordered if e.event == event and all(getattr(e, k) == v for k, v in match.items())),
+            None,
+        )
+
+    def last(event: LedgerEvent) -> LedgerEntry | None:
+        return next((e for e in reversed(ordered) if e.event == event), None)
+
+    full = first(LedgerEvent.BACKUP_TAKEN, backup_type="FULL")
+    full_restored = first(LedgerEvent.RESTORED, file_name=full.file_name) if full else None
+    first_log = first(LedgerEvent.BACKUP_TAKEN, backup_type="LOG")
+    decided = last(LedgerEvent.CUTOVER_APPROVED) or last(LedgerEvent.CUTOVER_REJECTED)
+    frozen = last(LedgerEvent.SOURCE_FROZEN)
+    opened = last(LedgerEvent.OPENED)
+    validated = last(LedgerEvent.VALIDATED)
+    last_restored_before_freeze = next(
+        (
+            e
+            for e in reversed(ordered)
+            if e.event == LedgerEvent.RESTORED and (frozen is None or e.at <= frozen.at)
+        ),
+        None,
+    )
+    candidates = [
+        ("full backup, upload and restore", full, full_restored),
+        ("log shipping", first_log, last_restored_before_freeze),
+        ("cutover: freeze to open request (downtime)", frozen, opened),
+        ("validation", opened, validated),
+    ]
+    rows = [
+        (name, start.at, end.at) for name, start, end in candidates if start and end and end.at >= start.at
+    ]
+    if decided is not None:
+        rows.append((f"approval ({decided.event.value})", decided.at, decided.at))
+    return sorted(rows, key=lambda row: row[1])
+
+
 def render_report(
-    title: str, outcome: str, summary: dict[str, Any], entries: list[LedgerEntry], threshold_mb: float
+    title: str,
+    outcome: str,
+    summary: dict[str, Any],
+    entries: list[LedgerEntry],
+    threshold_mb: float,
+    states: dict[str, str] | None = None,
 ) -> str:
     """The HTML report (self-contained: inline SVG, no external assets)."""
     sizes = [
@@ -67,31 +115,28 @@ def render_report(
         if e.event == LedgerEvent.BACKUP_TAKEN and e.backup_type == "LOG"
     ]
     esc = html.escape
-    summary_rows = "".join(
-        f"<tr><th>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>" for k, v in summary.items()
-    )
-    timeline = "".join(
-        f"<tr><td>{esc(t)}</td><td>{esc(ev)}</td><td>{esc(d)}</td></tr>"
-        for t, ev, d in timeline_rows(entries)
-    )
+
+    def table(headers: list[str], rows: list[tuple[Any, ...]]) -> str:
+        head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+        body = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+        return f"<table><tr>{head}</tr>{body}</table>"
+
+    phases = [
+        (name, f"{start:%H:%M:%S}", f"{end:%H:%M:%S}", f"{(end - start).total_seconds():.1f} s")
+        for name, start, end in phase_rows(entries)
+    ]
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head><body>"
         f"<h1>{esc(title)}</h1><p><strong>Outcome:</strong> {esc(outcome)}</p>"
-        f"<h2>Summary</h2><table>{summary_rows}</table>"
+        f"<h2>Summary</h2>{table(['', ''], list(summary.items()))}"
+        f"<h2>Phases (UTC)</h2>{table(['phase', 'start', 'end', 'duration'], phases)}"
         f"<h2>Gap per cycle</h2>{gap_chart_svg(sizes, threshold_mb)}"
-        f"<h2>Timeline</h2><table><tr><th>time</th><th>event</th><th>detail</th></tr>{timeline}</table>"
+        f"<h2>Cutover tasks</h2>{table(['task', 'state'], list((states or {}).items()))}"
+        f"<h2>Ledger</h2>{table(['time', 'event', 'detail'], timeline_rows(entries))}"
         "</body></html>"
     )
-
-
-def task_states(context: Any, task_ids: list[str]) -> dict[str, str]:
-    """States of other tasks of this run, through the Task SDK (tasks have no database access)."""
-    ti = context["ti"]
-    found = ti.get_task_states(dag_id=ti.dag_id, task_ids=list(task_ids), run_ids=[ti.run_id])
-    by_task = found.get(ti.run_id, {}) if isinstance(found, dict) else {}
-    return {task_id: str(by_task.get(task_id) or "none") for task_id in task_ids}
 
 
 class ReportOperator(MigrationOperator):
@@ -134,7 +179,6 @@ class ReportOperator(MigrationOperator):
             "bytes_shipped": sum(e.size_bytes or 0 for e in entries if e.event == LedgerEvent.UPLOADED),
             "tables_validated": validation.get("tables"),
             "rows_validated": validation.get("rows"),
-            "task_states": states,
         }
         page = render_report(
             f"Migration of {self.steps.database} to ApsaraDB RDS",
@@ -142,6 +186,7 @@ class ReportOperator(MigrationOperator):
             summary,
             entries,
             self.migration.cutover_threshold_mb,
+            states,
         )
         file_name = re.sub(r"[^A-Za-z0-9_.-]", "_", f"report_{dag_run.run_id}") + ".html"
         folder = os.path.join(self.migration.backup_folder.worker_path, "reports")
@@ -153,7 +198,7 @@ class ReportOperator(MigrationOperator):
         self.steps.oss.upload_file(
             self.steps.bucket, local, key, checkpoint_dir=os.path.join(folder, ".ckpt")
         )
-        summary.update({"report_path": local, "report_key": key})
+        summary.update({"task_states": states, "report_path": local, "report_key": key})
         self.log.info("Report written to %s and oss://%s/%s", local, self.steps.bucket, key)
         if failed:
             raise AirflowFailException(f"Cutover did not complete ({outcome}). Report: {local}")

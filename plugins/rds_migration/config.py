@@ -205,6 +205,10 @@ class MigrationSpec(_Section):
     approval_timeout_hours: float = Field(
         default=24, gt=0, description="How long the cutover approval waits."
     )
+    deferrable: bool = Field(
+        default=True,
+        description="Wait for RDS in the triggerer (no worker slot held); false for deployments without one.",
+    )
     rds_poll_seconds: float = Field(
         default=15,
         gt=0,

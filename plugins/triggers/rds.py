@@ -22,7 +22,28 @@ from hooks.rds import (
 from hooks.rds_errors import advice_for
 
 
-class MigrationFileTrigger(BaseTrigger):
+class _RdsWaitTrigger(BaseTrigger):
+    """Common fields of the RDS waits: connection, instance, migration task and poll interval."""
+
+    def __init__(
+        self, *, rds_conn_id: str, instance_id: str, migrate_task_id: str, poll_interval: float = 15.0
+    ) -> None:
+        super().__init__()
+        self.rds_conn_id = rds_conn_id
+        self.instance_id = instance_id
+        self.migrate_task_id = migrate_task_id
+        self.poll_interval = poll_interval
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "rds_conn_id": self.rds_conn_id,
+            "instance_id": self.instance_id,
+            "migrate_task_id": self.migrate_task_id,
+            "poll_interval": self.poll_interval,
+        }
+
+
+class MigrationFileTrigger(_RdsWaitTrigger):
     """Wait until RDS reports ``file_name`` restored for ``migrate_task_id`` (or failed).
 
     :param rds_conn_id: Airflow connection of the RDS OpenAPI.
@@ -32,33 +53,12 @@ class MigrationFileTrigger(BaseTrigger):
     :param poll_interval: seconds between two DescribeOssDownloads calls.
     """
 
-    def __init__(
-        self,
-        *,
-        rds_conn_id: str,
-        instance_id: str,
-        migrate_task_id: str,
-        file_name: str,
-        poll_interval: float = 15.0,
-    ) -> None:
-        super().__init__()
-        self.rds_conn_id = rds_conn_id
-        self.instance_id = instance_id
-        self.migrate_task_id = migrate_task_id
+    def __init__(self, *, file_name: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.file_name = file_name
-        self.poll_interval = poll_interval
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            "triggers.rds.MigrationFileTrigger",
-            {
-                "rds_conn_id": self.rds_conn_id,
-                "instance_id": self.instance_id,
-                "migrate_task_id": self.migrate_task_id,
-                "file_name": self.file_name,
-                "poll_interval": self.poll_interval,
-            },
-        )
+        return ("triggers.rds.MigrationFileTrigger", {**self._fields(), "file_name": self.file_name})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = RdsMigrationHook(rds_conn_id=self.rds_conn_id)
@@ -86,7 +86,7 @@ class MigrationFileTrigger(BaseTrigger):
             await asyncio.sleep(self.poll_interval)
 
 
-class MigrationTaskTrigger(BaseTrigger):
+class MigrationTaskTrigger(_RdsWaitTrigger):
     """Wait until the migration task's Status is one of ``target_states`` (or a failure state).
 
     :param rds_conn_id: Airflow connection of the RDS OpenAPI.
@@ -96,33 +96,12 @@ class MigrationTaskTrigger(BaseTrigger):
     :param poll_interval: seconds between two DescribeMigrateTaskById calls.
     """
 
-    def __init__(
-        self,
-        *,
-        rds_conn_id: str,
-        instance_id: str,
-        migrate_task_id: str,
-        target_states: list[str],
-        poll_interval: float = 15.0,
-    ) -> None:
-        super().__init__()
-        self.rds_conn_id = rds_conn_id
-        self.instance_id = instance_id
-        self.migrate_task_id = migrate_task_id
+    def __init__(self, *, target_states: list[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.target_states = list(target_states)
-        self.poll_interval = poll_interval
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            "triggers.rds.MigrationTaskTrigger",
-            {
-                "rds_conn_id": self.rds_conn_id,
-                "instance_id": self.instance_id,
-                "migrate_task_id": self.migrate_task_id,
-                "target_states": self.target_states,
-                "poll_interval": self.poll_interval,
-            },
-        )
+        return ("triggers.rds.MigrationTaskTrigger", {**self._fields(), "target_states": self.target_states})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = RdsMigrationHook(rds_conn_id=self.rds_conn_id)
