@@ -83,7 +83,10 @@ class MigrationOperator(BaseOperator):
                 try:
                     self.steps.check_pending(state)
                 except ChainError as exc:
-                    raise AirflowFailException(f"Restore chain check failed before upload: {exc}") from exc
+                    found = self.steps.foreign_backups_in_gap(exc)
+                    raise AirflowFailException(
+                        f"Restore chain check failed before upload: {exc}{found}"
+                    ) from exc
                 record = state.pending[0]
                 self.steps.upload(record)
                 self.steps.import_backup(migrate_task_id, record)

@@ -69,6 +69,12 @@ class ChainState:
         return point
 
 
+def _listed_order(download: Any) -> tuple[bool, datetime]:
+    """RDS file entries in the order they were created (entries without a time first)."""
+    created = download.create_time
+    return (created is not None, created or datetime.min.replace(tzinfo=UTC))
+
+
 class MigrationSteps:
     """The procedure's steps for one database; hooks are built lazily on first use.
 
@@ -329,7 +335,9 @@ class MigrationSteps:
         history = self.our_history()
         if migrate_task_id is None:
             return ChainState(None, None, pending=history)
-        files = self.rds.get_file_states(self.instance_id, migrate_task_id)
+        # A file imported again after a failure is listed twice: its latest entry counts.
+        listed = self.rds.get_file_states(self.instance_id, migrate_task_id)
+        files = list({f.file_name: f for f in sorted(listed, key=_listed_order)}.values())
         by_name = {r.file_name: r for r in history}
         state = ChainState(migrate_task_id, None)
         known: set[str] = set()
@@ -360,6 +368,24 @@ class MigrationSteps:
         ]
         state.pending.sort(key=lambda r: (r.first_lsn, r.last_lsn))
         return state
+
+    def foreign_backups_in_gap(self, error: Exception) -> str:
+        """Name the log backups of other jobs that hold the LSNs a gap error says are missing."""
+        gap = (getattr(error, "from_lsn", None), getattr(error, "to_lsn", None))
+        if None in gap:
+            return ""
+        rows = self.source.backup_history(self.database, datetime.now(UTC) - HISTORY_WINDOW)
+        culprits = [
+            f"{r['physical_device_name']} (by {r.get('user_name') or '?'}, {r.get('backup_start_date')})"
+            for r in rows
+            if str(r["type"]).upper() == "L"
+            and not self.is_ours(str(r["physical_device_name"]))
+            and int(r["first_lsn"]) < gap[1]
+            and int(r["last_lsn"]) > gap[0]
+        ]
+        if not culprits:
+            return ""
+        return " Log backups by another job hold these LSNs: " + "; ".join(culprits) + "."
 
     def check_pending(self, state: ChainState) -> None:
         """Refuse to upload anything that would not continue the chain (raises a ChainError)."""

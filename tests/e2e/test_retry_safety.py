@@ -646,6 +646,8 @@ def test_foreign_log_backup_stops_shipping_before_any_upload(stack):
     assert "too recent to apply" in message
     assert f"[{foreign[0]['first_lsn']}, {foreign[0]['last_lsn']}) are missing" in message, message
     assert "another backup job" in message and "new full backup" in message
+    # ... and names the other job's file that holds the missing LSNs.
+    assert f"Log backups by another job hold these LSNs: {foreign[0]['physical_device_name']}" in message
     assert oss.writes(steps.ledger_key) == [], "nothing uploaded"
     assert rds_files(steps, migrate_task_id) == files, "nothing imported"
     assert len(steps.our_history(EPOCH)) == ours_before + 1  # the cycle's own log backup

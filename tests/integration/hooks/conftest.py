@@ -2,10 +2,14 @@
 
 Connections come from ``AIRFLOW_CONN_<ID>`` environment variables (JSON), exactly the shape the DAGs
 use: ``mssql_source``, ``mssql_target``, ``oss_migration``, ``rds_migration``.
+
+The RDS stand-in restores into a real target engine (``sandbox.mssql.engine.Instance``, 2019 Standard);
+the backups it restores are real ones taken on a real source engine (:func:`source_backups`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -14,6 +18,9 @@ from typing import Any
 import pytest
 
 from hooks._retry import RetryPolicy
+from sandbox.mssql.engine import Instance
+from tests.sandbox.rds import engines as rds_engines
+from tests.sandbox.rds.engines import BackupChain
 
 OSS_KEY_ID = "LTAI5tHookOssTest"
 OSS_SECRET = "oss-Hook-S3cret/+=value"
@@ -136,65 +143,27 @@ def make_file(tmp_path: Path):
 # ---- RDS ----------------------------------------------------------------------------------------
 
 
-class FakeTargetEngine:
-    """The RDS instance's SQL engine, reduced to what the RDS stand-in calls.
+@dataclasses.dataclass(frozen=True)
+class SourceBackups:
+    """Real backups taken on a real source engine (``sandbox.mssql.engine.Instance``) over TDS.
 
-    Hook tests exercise the OpenAPI wire protocol (the real Tea SDK against the real RDS stand-in);
-    restoring real backups is covered by the sandbox and end-to-end tests. A "backup file" here is a
-    JSON header: ``{"BackupType": 1|2|5, "FirstLSN": n, "LastLSN": n}``.
+    ``chain``: SalesDB (FULL recovery) full + log1..log3 with inserts between, and the source rows after
+    each; ``enterprise_full``: a full backup of a SalesDB using Partitioning, which a Standard target
+    cannot open (error 905).
     """
 
-    product_version = "15.0.4153.1"
-    edition = "Standard Edition (64-bit)"
+    chain: BackupChain
+    enterprise_full: Path
 
-    def __init__(self) -> None:
-        self.states: dict[str, str] = {}
-        self.redo_lsn: dict[str, int] = {}
-        self.checkdb_problems: list[str] = []
-        self.open_fails = False
 
-    def database_names(self) -> list[str]:
-        return ["master", "model", "msdb", "tempdb", *self.states]
-
-    def database_info(self, name: str) -> dict | None:
-        state = self.states.get(name, "ONLINE" if name in ("master", "model", "msdb", "tempdb") else None)
-        return None if state is None else {"state_desc": state, "size_bytes": 8 * 1024 * 1024}
-
-    def read_backup_header(self, local_path) -> dict:
-        import json as _json
-
-        from sandbox.mssql.results import SqlError
-
-        try:
-            return _json.loads(Path(local_path).read_text())
-        except ValueError as e:
-            raise SqlError(3241, 16, 1, "The media family on device is incorrectly formed.") from e
-
-    def restore_file(self, database: str, local_path, *, recovery: bool) -> None:
-        from sandbox.mssql.results import SqlError
-
-        header = self.read_backup_header(local_path)
-        point = self.redo_lsn.get(database)
-        if point is not None and int(header["FirstLSN"]) > point:
-            raise SqlError(
-                4305,
-                16,
-                1,
-                f"The log in this backup set begins at LSN {header['FirstLSN']}, which is too recent to apply "
-                "to the database. RESTORE LOG is terminating abnormally.",
-            )
-        self.redo_lsn[database] = int(header["LastLSN"])
-        self.states[database] = "ONLINE" if recovery else "RESTORING"
-
-    def recover_database(self, database: str) -> None:
-        from sandbox.mssql.results import SqlError
-
-        if self.open_fails:
-            raise SqlError(909, 21, 1, "Database uses Enterprise-only features.")
-        self.states[database] = "ONLINE"
-
-    def checkdb(self, database: str) -> list[str]:
-        return list(self.checkdb_problems)
+@pytest.fixture(scope="session")
+def source_backups(tmp_path_factory: pytest.TempPathFactory) -> SourceBackups:
+    """Backup files are read-only inputs: taken once per session, uploaded into each test's OSS."""
+    chain = rds_engines.make_backup_chain(tmp_path_factory.mktemp("source-chain"))
+    enterprise_full = rds_engines.make_full_backup(
+        tmp_path_factory.mktemp("source-enterprise"), sku_features=["Partitioning"]
+    )
+    return SourceBackups(chain, enterprise_full)
 
 
 def rds_connection(endpoint: str, secret: str = RDS_SECRET) -> dict[str, Any]:
@@ -212,8 +181,9 @@ def rds_connection(endpoint: str, secret: str = RDS_SECRET) -> dict[str, Any]:
 
 
 @pytest.fixture
-def target_engine() -> FakeTargetEngine:
-    return FakeTargetEngine()
+def target_engine(tmp_path: Path) -> Instance:
+    """The RDS instance's real SQL engine (SQL Server 2019 Standard) that the stand-in restores into."""
+    return rds_engines.target_instance(tmp_path / "target")
 
 
 @pytest.fixture
@@ -254,19 +224,10 @@ SERVER_BACKUP_DIR = "/var/opt/mssql/backup"
 HOSTILE_DB = "we]ird 'db' ü"
 
 
-def _instance_class():
-    try:
-        from sandbox.mssql.engine.instance import Instance
-    except ImportError as e:  # the engine is still being written
-        pytest.skip(f"sandbox SQL engine not importable yet: {e}")
-    return Instance
-
-
 @pytest.fixture
 def mssql_server(tmp_path: Path):
     from sandbox.mssql.server import ThreadedTdsServer
 
-    instance_cls = _instance_class()
     (tmp_path / "backups").mkdir()
     config = {
         "name": "SRC01",
@@ -283,7 +244,7 @@ def mssql_server(tmp_path: Path):
             "Secret": {"tde": True, "sku_features": ["Partitioning", "DataCompression"]},
         },
     }
-    instance = instance_cls.from_config(config, tmp_path)
+    instance = Instance.from_config(config, tmp_path)
     server = ThreadedTdsServer(instance).start()
     try:
         yield server
