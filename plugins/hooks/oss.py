@@ -6,6 +6,7 @@ Nothing connects in ``__init__``; the auth object and HTTP session are built on 
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import ipaddress
 import logging
@@ -478,9 +479,11 @@ class OssMigrationHook(BaseHook):
                 code="LocalFileMissing",
             ) from e
         started = time.monotonic()
-        local_crc = file_crc64(path)
         existing = self.object_facts(bucket, key)
-        if existing is not None and existing.size == size and existing.crc64 == local_crc:
+        # The local CRC64 is needed either to skip (same size: compare now) or to verify the upload:
+        # in that case it is computed while the parts are being sent.
+        local_crc = file_crc64(path) if existing is not None and existing.size == size else None
+        if existing is not None and existing.crc64 == local_crc:
             log.info(
                 "oss://%s/%s already holds this file (%d bytes, same CRC64): not sent again",
                 bucket,
@@ -496,20 +499,24 @@ class OssMigrationHook(BaseHook):
         progress = _Progress(key, size, on_progress)
         log.info("Uploading %s (%d bytes) to oss://%s/%s", path, size, bucket, key)
         send_started = time.monotonic()
-        self._call(
-            f"upload of {path!r} to oss://{bucket}/{key}",
-            lambda: oss2.resumable_upload(
-                b,
-                key,
-                path,
-                store=store,
-                multipart_threshold=multipart_threshold,
-                part_size=part_size,
-                progress_callback=progress,
-                num_threads=num_threads,
-            ),
-        )
-        seconds = time.monotonic() - send_started
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as crc_worker:
+            pending_crc = crc_worker.submit(file_crc64, path) if local_crc is None else None
+            self._call(
+                f"upload of {path!r} to oss://{bucket}/{key}",
+                lambda: oss2.resumable_upload(
+                    b,
+                    key,
+                    path,
+                    store=store,
+                    multipart_threshold=multipart_threshold,
+                    part_size=part_size,
+                    progress_callback=progress,
+                    num_threads=num_threads,
+                ),
+            )
+            seconds = time.monotonic() - send_started
+            if pending_crc is not None:
+                local_crc = pending_crc.result()
         uploaded = self.object_facts(bucket, key)
         if uploaded is None:
             raise OssMigrationError(

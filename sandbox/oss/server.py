@@ -148,11 +148,17 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
         response = _error_response(request, error, request_id, record)
     except ConnectionResetFault:
         response = web.Response(status=500)  # never reaches the client: the transport is gone
+    except (ConnectionResetError, asyncio.CancelledError) as error:
+        # The client went away mid-request (a killed worker): not a stand-in failure. Status 0 in the
+        # request log means "cut before an answer", as for injected resets.
+        log.info("OSS sandbox: client left during %s %s (%s)", request.method, raw_path, type(error).__name__)
+        record.fault = record.fault or "client_disconnect"
+        response = web.Response(status=400)  # never reaches the client: the transport is gone
     except Exception as error:  # a stand-in bug must still answer like OSS, and be visible in the log
         log.exception("OSS sandbox failed on %s %s", request.method, raw_path)
         response = _error_response(request, OssApiError("InternalError", str(error)), request_id, record)
     finally:
-        if response is not None and record.fault != "reset":
+        if response is not None and record.fault not in ("reset", "client_disconnect"):
             record.status = response.status
         state.faults.log(record)
     response.headers["x-oss-request-id"] = request_id
