@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Generator, Mapping
 from datetime import timedelta
 from functools import cached_property
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from hooks.rds import RdsApiError
 from hooks.rds_errors import advice_for
 from operators.links import OssBackupFolderLink, RdsMigrationRecordsLink
 from operators.steps import ChainState, MigrationSteps
@@ -89,7 +91,8 @@ class MigrationOperator(BaseOperator):
                     ) from exc
                 record = state.pending[0]
                 self.steps.upload(record)
-                self.steps.import_backup(migrate_task_id, record)
+                with fail_fast_on_refusal():
+                    self.steps.import_backup(migrate_task_id, record)
                 continue
             result = self.chain_is_current(context, state, loop)
             if result is not _CONTINUE:
@@ -142,6 +145,19 @@ class MigrationOperator(BaseOperator):
 
 
 _CONTINUE = object()
+
+
+@contextlib.contextmanager
+def fail_fast_on_refusal() -> Generator[None, None, None]:
+    """An RDS refusal (HTTP 4xx: permission, quota, name...) is not fixed by a retry a minute later:
+    fail the task at once, so a cutover rolls back now instead of after its retries. Throttling and
+    5xx were already retried by the hook."""
+    try:
+        yield
+    except RdsApiError as error:
+        if 400 <= error.status_code < 500:
+            raise AirflowFailException(str(error)) from error
+        raise
 
 
 def task_states(context: Any, task_ids: list[str]) -> dict[str, str]:

@@ -10,7 +10,7 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from hooks.rds import TASK_SUCCESS_STATES
-from operators.base import MigrationOperator, raise_on_error_event, task_states
+from operators.base import MigrationOperator, fail_fast_on_refusal, raise_on_error_event, task_states
 from rds_migration.config import MigrationSpec
 from rds_migration.estimate import estimate_downtime, format_duration
 from triggers.rds import MigrationTaskTrigger
@@ -162,13 +162,14 @@ class OpenDatabaseOperator(MigrationOperator):
         task = self.steps.rds.get_task_state(self.steps.instance_id, migrate_task_id)
         if task.status not in TASK_SUCCESS_STATES:
             token = hashlib.sha256(f"{context['dag_run'].run_id}|{migrate_task_id}".encode()).hexdigest()[:64]
-            self.steps.rds.open_database(
-                self.steps.instance_id,
-                self.steps.target_database,
-                migrate_task_id,
-                self.migration.check_db_mode,
-                token,
-            )
+            with fail_fast_on_refusal():
+                self.steps.rds.open_database(
+                    self.steps.instance_id,
+                    self.steps.target_database,
+                    migrate_task_id,
+                    self.migration.check_db_mode,
+                    token,
+                )
             self.steps.record_ledger(
                 "opened", migrate_task_id=migrate_task_id, check_db_mode=self.migration.check_db_mode
             )

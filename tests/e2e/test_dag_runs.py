@@ -244,7 +244,9 @@ def test_reject_changes_nothing_on_the_source(airflow_db, sandbox_factory, capfd
 
 def test_failed_tail_import_rolls_back_the_source(airflow_db, sandbox_factory, capfd):
     running = sandbox_factory()
-    spec = make_spec(running.state_dir, "e2e_rollback", retries=0)
+    # Default retries: an RDS refusal fails the task at once (no retry a minute later), so the
+    # rollback starts right away.
+    spec = make_spec(running.state_dir, "e2e_rollback", retries=2)
 
     def revoke_bucket_access() -> None:
         # RAM role gone: RDS refuses every import from now on (OSS.Unauthorized-like error).
