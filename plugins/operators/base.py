@@ -95,11 +95,11 @@ class MigrationOperator(BaseOperator):
                     self.steps.import_backup(migrate_task_id, record)
                 continue
             result = self.chain_is_current(context, state, loop)
-            if result is not _CONTINUE:
+            if result is not CONTINUE_CHAIN:
                 return result
 
     def chain_is_current(self, context: Any, state: ChainState, loop: dict[str, Any]) -> Any:
-        """Called when RDS has restored everything we took. Return a result, or ``_CONTINUE``."""
+        """Called when RDS has restored everything we took. Return a result, or ``CONTINUE_CHAIN``."""
         return {
             "migrate_task_id": state.migrate_task_id,
             "restore_point": state.restored.to_dict() if state.restored else None,
@@ -144,7 +144,8 @@ class MigrationOperator(BaseOperator):
             )
 
 
-_CONTINUE = object()
+# Returned by chain_is_current to say "take another turn of the loop" (any other value ends it).
+CONTINUE_CHAIN = object()
 
 
 @contextlib.contextmanager

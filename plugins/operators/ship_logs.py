@@ -10,7 +10,7 @@ from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
 from airflow.sdk.exceptions import AirflowSkipException
 
 from hooks.rds import TASK_FAILURE_STATES, TASK_SUCCESS_STATES
-from operators.base import _CONTINUE, MigrationOperator
+from operators.base import CONTINUE_CHAIN, MigrationOperator
 from operators.steps import ChainState
 
 
@@ -112,7 +112,7 @@ class ShipLogsOperator(MigrationOperator):
             record.size_bytes / 1048576,
             self.migration.cutover_threshold_mb,
         )
-        return _CONTINUE
+        return CONTINUE_CHAIN
 
     def resume_cycle(self, context: Any, event: Any = None, loop: dict[str, Any] | None = None) -> Any:
         """Trigger callback after the pause between cycles."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -154,9 +155,12 @@ class MigrationSteps:
         parsed = parse_backup_file_name(physical_device_name)
         if parsed is None or parsed.stem != backup_stem(self.database):
             return False
-        folder = physical_device_name[: -len(physical_device_name.replace("\\", "/").split("/")[-1])]
-        expected = self.server_path("x")[:-1]
-        return folder.rstrip("\\/").lower() == expected.rstrip("\\/").lower()
+        file_name = re.split(r"[\\/]", physical_device_name)[-1]
+
+        def normal(path: str) -> str:  # Windows paths: case-insensitive, either separator
+            return path.replace("\\", "/").lower()
+
+        return normal(physical_device_name) == normal(self.server_path(file_name))
 
     def record_ledger(
         self, event: str, record: BackupRecord | None = None, file_name: str | None = None, **details: Any
