@@ -201,6 +201,11 @@ class DatabaseFacts:
         return self.size_bytes.get("ROWS", 0)
 
     @property
+    def restore_bytes(self) -> int:
+        """Bytes RESTORE creates on the target: every file at its size (data, log, FILESTREAM, full-text)."""
+        return sum(self.size_bytes.values())
+
+    @property
     def has_tde(self) -> bool:
         """True if the database has an encryption key (RDS cannot restore it without the certificate)."""
         return self.tde_encryption_state is not None or self.is_encrypted
@@ -209,6 +214,35 @@ class DatabaseFacts:
     def log_chain_started(self) -> bool:
         """True if a log backup is possible now (FULL recovery and a full backup taken)."""
         return self.last_log_backup_lsn is not None
+
+
+@dataclass(frozen=True)
+class LoginRights:
+    """What the connection's login may do on one database (S6: BACKUP needs db_backupoperator or more,
+    ALTER DATABASE needs ALTER, DBCC CHECKDB needs sysadmin or db_owner, RESTORE needs sysadmin, dbcreator
+    or the database *owner*, RESTORE HEADERONLY needs CREATE DATABASE)."""
+
+    login_name: str
+    is_sysadmin: bool
+    is_dbcreator: bool
+    is_db_owner: bool
+    is_owner: bool
+    can_backup_database: bool
+    can_backup_log: bool
+    can_alter: bool
+    can_create_database: bool
+
+    @property
+    def can_checkdb(self) -> bool:
+        return self.is_sysadmin or self.is_db_owner
+
+    @property
+    def can_restore(self) -> bool:
+        return self.is_sysadmin or self.is_dbcreator or self.is_owner
+
+    @property
+    def can_read_headers(self) -> bool:
+        return self.is_sysadmin or self.is_dbcreator or self.can_create_database
 
 
 @dataclass
@@ -256,10 +290,39 @@ def _row(row: Mapping[str, Any]) -> dict[str, Any]:
     return {key: _plain(value) for key, value in row.items()}
 
 
-def _same_prefix(path: str, prefix: str) -> bool:
-    if "\\" in prefix or re.match(r"^[A-Za-z]:", prefix):
-        return path.replace("/", "\\").casefold().startswith(prefix.replace("/", "\\").casefold())
-    return path.startswith(prefix)
+#: Backup compression algorithms the hook may name (a fixed allow-list: it goes into the statement).
+COMPRESSION_ALGORITHMS = ("MS_XPRESS",)
+
+
+def _compression_option(compression: bool, algorithm: str | None) -> str:
+    if not compression:
+        return "NO_COMPRESSION"
+    if algorithm is None:
+        return "COMPRESSION"
+    if algorithm not in COMPRESSION_ALGORITHMS:
+        raise ValueError(
+            f"compression algorithm {algorithm!r} is not one of {', '.join(COMPRESSION_ALGORITHMS)}"
+        )
+    return f"COMPRESSION (ALGORITHM = {algorithm})"
+
+
+def _iso_utc(value: datetime) -> str:
+    """ISO 8601 text in UTC, for ``CONVERT(datetime2, ..., 126)`` (never a language-dependent literal)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}"
+
+
+def _utc_times(row: dict[str, Any]) -> dict[str, Any]:
+    """Replace msdb's local backup times by the UTC ones the query computed (aware datetimes)."""
+    for local, utc in (
+        ("backup_start_date", "backup_start_utc"),
+        ("backup_finish_date", "backup_finish_utc"),
+    ):
+        value = row.pop(utc, None)
+        if isinstance(value, datetime):
+            row[local] = value.replace(tzinfo=UTC)
+    return row
 
 
 # --------------------------------------------------------------------------------------------------
@@ -289,7 +352,9 @@ class MigrationMsSqlHook(MsSqlHook):
                 server=conn.host or "",
                 user=conn.login,
                 password=conn.password,
-                database=self.schema or conn.schema or "",
+                # Always master: a login whose default database is the one being migrated could not
+                # connect once it is RESTORING, nor take the tail-log backup (S10).
+                database="master",
                 port=str(conn.port or 1433),
                 autocommit=True,
                 **extra,
@@ -439,6 +504,25 @@ class MigrationMsSqlHook(MsSqlHook):
             sku_features=features,
         )
 
+    def login_rights(self, database: str) -> LoginRights:
+        """Return what the connection's login may do on ``database`` (see :class:`LoginRights`).
+
+        :param database: database name.
+        """
+        rows = self._rows(
+            "login_rights",
+            {"database": database},
+            action=f"reading the login's rights on {database!r}",
+            database=database,
+        )
+        if not rows:
+            raise SqlServerError(0, f"reading the login's rights on {database!r} returned no row")
+        row = rows[0]
+        flags = {
+            name: bool(row.get(name)) for name in LoginRights.__dataclass_fields__ if name != "login_name"
+        }
+        return LoginRights(login_name=str(row.get("login_name") or ""), **flags)
+
     def check_database(self, database: str) -> list[str]:
         """Run ``DBCC CHECKDB`` and return the consistency errors found (empty list: clean).
 
@@ -472,33 +556,20 @@ class MigrationMsSqlHook(MsSqlHook):
     def backup_history(self, database: str, since: datetime) -> list[dict[str, Any]]:
         """Return msdb backup history of a database since a time, oldest first (LSNs as ints).
 
+        One row per backup set (a striped set is listed once, with ``family_count`` files). The bound is
+        sent as ISO 8601 text, so no login language or DATEFORMAT can misread it, and compared in the
+        server's local time; ``backup_start_date`` / ``backup_finish_date`` come back in UTC (aware).
+
         :param database: database name.
-        :param since: earliest ``backup_start_date`` (server local time; an aware value is converted to
-            naive UTC, which matches servers running in UTC).
+        :param since: earliest backup start (aware; a naive value is taken as UTC).
         """
-        if since.tzinfo is not None:
-            since = since.astimezone(UTC).replace(tzinfo=None)
-        return self._rows(
+        rows = self._rows(
             "backup_history",
-            {"database": database, "since": since},
+            {"database": database, "since_utc": _iso_utc(since)},
             action=f"reading backup history of {database!r}",
             database=database,
         )
-
-    def foreign_log_backups(
-        self, database: str, since: datetime, our_paths_prefix: str
-    ) -> list[dict[str, Any]]:
-        """Return log backups since ``since`` that were not written under our folder (they break our chain).
-
-        :param database: database name.
-        :param since: earliest backup start (see :meth:`backup_history`).
-        :param our_paths_prefix: the backup folder as the server sees it (case-insensitive for Windows paths).
-        """
-        return [
-            row
-            for row in self.backup_history(database, since)
-            if row["type"] == "L" and not _same_prefix(str(row["physical_device_name"]), our_paths_prefix)
-        ]
+        return [_utc_times(row) for row in rows]
 
     def find_backup(self, database: str, server_path: str) -> BackupRecord | None:
         """Return the msdb record of the backup written to ``server_path`` (None if there is none).
@@ -512,7 +583,7 @@ class MigrationMsSqlHook(MsSqlHook):
             action=f"reading the msdb record of {server_path!r}",
             database=database,
         )
-        return BackupRecord.from_msdb_row(rows[0]) if rows else None
+        return BackupRecord.from_msdb_row(_utc_times(rows[0])) if rows else None
 
     # ---- backups --------------------------------------------------------------------------------
 
@@ -524,6 +595,7 @@ class MigrationMsSqlHook(MsSqlHook):
         *,
         backup_name: str,
         compression: bool,
+        compression_algorithm: str | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> BackupRecord:
         """Back up a database to one file and return its msdb record.
@@ -537,6 +609,8 @@ class MigrationMsSqlHook(MsSqlHook):
         :param server_path: target file as the SQL Server host sees it (overwritten: WITH INIT, FORMAT).
         :param backup_name: backup set name (``NAME =``), at most 128 characters.
         :param compression: write a compressed backup (see :attr:`ServerFacts.can_compress_backups`).
+        :param compression_algorithm: ``MS_XPRESS`` pins the classic algorithm (SQL Server 2022 may
+            default to QAT_DEFLATE, which RDS is not documented to restore); None for older servers.
         :param on_progress: called with ``(percent, elapsed_seconds)`` for each STATS message.
         """
         kind = str(kind).upper()
@@ -553,7 +627,7 @@ class MigrationMsSqlHook(MsSqlHook):
             {"database": database, "path": server_path, "backup_name": backup_name},
             action=action,
             database=database,
-            slots={"COMPRESSION": "COMPRESSION" if compression else "NO_COMPRESSION"},
+            slots={"COMPRESSION": _compression_option(compression, compression_algorithm)},
             capture=capture,
             long_running=True,
         )

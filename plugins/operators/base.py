@@ -14,9 +14,9 @@ from airflow.sdk.exceptions import AirflowFailException
 from hooks.rds import RdsApiError
 from hooks.rds_errors import advice_for
 from operators.links import OssBackupFolderLink, RdsMigrationRecordsLink
-from operators.steps import ChainState, MigrationSteps
-from rds_migration.chain import ChainError
+from operators.steps import MigrationSteps
 from rds_migration.config import MigrationSpec
+from rds_migration.shipping import ChainState
 from triggers.rds import MigrationFileTrigger
 
 # A full restore of a large database can take most of a day (the seed's example: ~19 hours).
@@ -71,28 +71,31 @@ class MigrationOperator(BaseOperator):
         migrate_task_id = self.steps.find_migration_task_id()
         if migrate_task_id is None:
             raise AirflowFailException(
-                f"No RDS migration task found for database {self.steps.target_database!r} on instance "
-                f"{self.steps.instance_id}: run the migration DAG's full branch first (tasks older than a "
-                "week are not listed by DescribeMigrateTasks)."
+                f"No RDS migration task is recorded for database {self.steps.target_database!r} on instance "
+                f"{self.steps.instance_id}: run the migration DAG's full branch first."
             )
         while True:
-            state = self.steps.chain_state(migrate_task_id)
+            entries = self.steps.read_ledger()
+            state = self.steps.chain_state(migrate_task_id, entries)
             self._fail_on_rds_failures(state)
+            self.steps.record_skipped(state, entries)
             if state.in_flight:
-                self.wait_for_file(migrate_task_id, state.in_flight[0].file_name, loop)
+                item = state.in_flight[0]
+                self.wait_for_file(
+                    self.steps.task_id_for_file(migrate_task_id, item.import_name, entries),
+                    item.import_name,
+                    loop,
+                )
                 continue  # blocking mode: the file is restored, look again
+            if state.blocked is not None:
+                # Caught before anything is uploaded: nothing changes while someone decides.
+                raise AirflowFailException(self.steps.explain_blocked(state))
             if state.pending:
-                try:
-                    self.steps.check_pending(state)
-                except ChainError as exc:
-                    found = self.steps.foreign_backups_in_gap(exc)
-                    raise AirflowFailException(
-                        f"Restore chain check failed before upload: {exc}{found}"
-                    ) from exc
-                record = state.pending[0]
-                self.steps.upload(record)
+                item = state.pending[0]
+                self.log.info("Shipping %s", item.label)
+                self.steps.upload(item)
                 with fail_fast_on_refusal():
-                    self.steps.import_backup(migrate_task_id, record)
+                    self.steps.import_backup(migrate_task_id, item)
                 continue
             result = self.chain_is_current(context, state, loop)
             if result is not CONTINUE_CHAIN:
@@ -135,12 +138,18 @@ class MigrationOperator(BaseOperator):
         self.steps.record_ledger("restored", file_name=event.get("file_name"))
         return self.drive_chain(context, loop)
 
-    @staticmethod
-    def _fail_on_rds_failures(state: ChainState) -> None:
+    def _fail_on_rds_failures(self, state: ChainState) -> None:
         if state.failed:
             name, description = state.failed[0]
             raise AirflowFailException(
                 f"RDS failed to restore {name!r}: {description or 'no description'}. {advice_for(description)}"
+            )
+        if state.unknown:
+            raise AirflowFailException(
+                f"RDS lists {', '.join(map(repr, state.unknown))} for migration task {state.migrate_task_id}, "
+                "but neither the source's msdb history nor this migration's ledger knows that file, so its "
+                "place in the restore chain cannot be checked (imported by hand from another database or "
+                "server?). Start over: trigger this DAG with the parameter start_over=true."
             )
 
 

@@ -144,25 +144,8 @@ class PreflightOperator(MigrationOperator):
             )
         else:
             checks.append(Check("TDE", "pass", "not encrypted"))
-        since = datetime.now(UTC) - timedelta(days=7)
-        foreign = [
-            r
-            for r in source.backup_history(database, since)
-            if str(r["type"]).upper() == "L" and not self.steps.is_ours(str(r["physical_device_name"]))
-        ]
-        if foreign:
-            checks.append(
-                Check(
-                    "other log backups",
-                    "warn",
-                    f"{len(foreign)} log backup(s) by other jobs in 7 days, last to "
-                    f"{foreign[-1]['physical_device_name']!r}",
-                    "disable other log backup jobs for this database during the migration: "
-                    "they break the chain",
-                )
-            )
-        else:
-            checks.append(Check("other log backups", "pass", "none in the last 7 days"))
+        self._rights_check(checks, source.login_rights(database))
+        self._other_jobs_check(checks, database)
         if self.run_checkdb:
             errors = source.check_database(database)
             checks.append(
@@ -173,10 +156,110 @@ class PreflightOperator(MigrationOperator):
                     "repair the source before migrating (see README troubleshooting)" if errors else "",
                 )
             )
-        compress = self.steps.use_compression()
-        checks.append(
-            Check("backup compression", "pass", "on" if compress else f"off ({self.migration.compression})")
-        )
+        if self.migration.compression == "on" and not server.can_compress_backups:
+            checks.append(
+                Check(
+                    "backup compression",
+                    "fail",
+                    f"compression: on, but {server.edition} cannot create compressed backups (error 1844)",
+                    "set compression: auto (or off) in the migration config",
+                )
+            )
+        else:
+            compress = self.steps.use_compression()
+            algorithm = " (ALGORITHM = MS_XPRESS)" if compress and server.major_version >= 16 else ""
+            checks.append(
+                Check(
+                    "backup compression",
+                    "pass",
+                    f"on{algorithm}" if compress else f"off ({self.migration.compression})",
+                )
+            )
+
+    def _rights_check(self, checks: list[Check], rights: Any) -> None:
+        """Every statement the migration will run on the source, rollback included (S6)."""
+        needed = [
+            (
+                "BACKUP DATABASE (the full)",
+                rights.can_backup_database,
+                "db_backupoperator role in the database",
+            ),
+            (
+                "BACKUP LOG (log shipping, tail)",
+                rights.can_backup_log,
+                "db_backupoperator role in the database",
+            ),
+            (
+                "ALTER DATABASE (freeze, and its undo on rollback)",
+                rights.can_alter,
+                "db_owner role, or dbcreator",
+            ),
+        ]
+        if self.run_checkdb:
+            needed.append(("DBCC CHECKDB", rights.can_checkdb, "db_owner role in the database (or sysadmin)"))
+        missing = [(what, grant) for what, ok, grant in needed if not ok]
+        login = rights.login_name or "the source login"
+        if missing:
+            checks.append(
+                Check(
+                    "source rights",
+                    "fail",
+                    f"{login} may not run: " + "; ".join(what for what, _ in missing),
+                    "grant "
+                    + "; ".join(sorted({grant for _, grant in missing}))
+                    + f" to {login}, or use a sysadmin login",
+                )
+            )
+        else:
+            how = "sysadmin" if rights.is_sysadmin else "granted rights"
+            checks.append(Check("source rights", "pass", f"{login} may run every step ({how})"))
+        if not rights.can_read_headers:
+            checks.append(
+                Check(
+                    "source rights",
+                    "warn",
+                    f"{login} may not read backup headers (RESTORE HEADERONLY needs CREATE DATABASE)",
+                    "a backup of another job copied into the backup folder cannot be verified and adopted; "
+                    "grant CREATE ANY DATABASE, or list that job's folder in backup_folder.adopt_from",
+                )
+            )
+
+    def _other_jobs_check(self, checks: list[Check], database: str) -> None:
+        """Other jobs' log backups truncate the log our chain needs (COPY_ONLY ones do not)."""
+        history = self.steps.history(datetime.now(UTC) - timedelta(days=7))
+        shippable, foreign = self.steps.shippable(history)
+        breakers = [r for r in foreign if r.backup_type.name == "LOG" and not r.is_copy_only]
+        adopted = [s for s in shippable if s.origin != "ours"]
+        if breakers:
+            last = breakers[-1]
+            checks.append(
+                Check(
+                    "other log backups",
+                    "warn",
+                    f"{len(breakers)} log backup(s) by other jobs in 7 days, the last at "
+                    f"{last.started_at:%Y-%m-%d %H:%M} UTC to {last.physical_device_name!r}",
+                    "stop that job for the migration, or add its folder to backup_folder.adopt_from so its "
+                    "backups join the chain: a log backup taken elsewhere breaks it",
+                )
+            )
+        else:
+            detail = (
+                f"none outside adopt_from ({len(adopted)} adopted)" if adopted else "none in the last 7 days"
+            )
+            checks.append(Check("other log backups", "pass", detail))
+        for folder in self.migration.backup_folder.adopt_from:
+            visible = os.path.isdir(folder.worker_path)
+            checks.append(
+                Check(
+                    "adopt_from folder",
+                    "pass" if visible else "fail",
+                    f"{folder.server_path!r} seen at {folder.worker_path!r}"
+                    + ("" if visible else " is not visible to this worker"),
+                    ""
+                    if visible
+                    else "mount that job's backup folder on the worker (worker_path) or remove it",
+                )
+            )
 
     def _target_checks(self, checks: list[Check], facts: dict[str, Any]) -> None:
         rds, instance_id = self.steps.rds, self.steps.instance_id
@@ -214,15 +297,20 @@ class PreflightOperator(MigrationOperator):
         db = facts.get("source_db")
         if db is not None:
             self._edition_check(checks, list(db.sku_features or ()), instance)
-            data_bytes = db.data_bytes
+            needed = db.restore_bytes
             free = instance.storage_gb * 1024**3 - instance.disk_used_bytes
-            enough = free > data_bytes
+            enough = free > needed
+            files = ", ".join(
+                f"{kind} {size / 1024**3:.1f} GB" for kind, size in sorted(db.size_bytes.items())
+            )
             checks.append(
                 Check(
                     "target storage",
                     "pass" if enough else "fail",
-                    f"{free / 1024**3:.1f} GB free for {data_bytes / 1024**3:.1f} GB of data files",
-                    "" if enough else "expand the instance storage before migrating",
+                    f"{free / 1024**3:.1f} GB free for the {needed / 1024**3:.1f} GB RESTORE creates ({files})",
+                    ""
+                    if enough
+                    else "expand the instance storage (or shrink the source's log file) before migrating",
                 )
             )
         existing = self.steps.find_migration_task_id()

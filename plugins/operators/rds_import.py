@@ -7,12 +7,18 @@ from typing import Any
 from airflow.providers.standard.operators.branch import BaseBranchOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from hooks.rds import TASK_SUCCESS_STATES
+from hooks.rds_errors import advice_for
 from operators.base import MigrationOperator
+from operators.steps import TASK_TERMINAL_FAILURES
 from rds_migration.chain import BackupRecord
 
 
 class ChooseStartOperator(MigrationOperator, BaseBranchOperator):
-    """Branch: start with a full backup, or resume the migration task RDS already has for the database.
+    """Branch: start with a full backup, or resume the migration task recorded for the database.
+
+    With the DAG parameter ``start_over`` set, a migration task left by an earlier run is terminated and
+    the database it was restoring on RDS dropped first (never one this run created, never an open one).
 
     :param full_task_id: first task of the full-backup branch.
     :param resume_task_id: task to follow when a migration task exists.
@@ -26,14 +32,50 @@ class ChooseStartOperator(MigrationOperator, BaseBranchOperator):
         self.resume_task_id = resume_task_id
 
     def choose_branch(self, context: Any) -> str:
-        migrate_task_id = self.steps.find_migration_task_id()
+        entries = self.steps.read_ledger()
+        migrate_task_id = self.steps.find_migration_task_id(entries)
+        start_over = bool((context.get("params") or {}).get("start_over"))
+        if (
+            start_over
+            and migrate_task_id is not None
+            and not self._created_by_this_run(migrate_task_id, context)
+        ):
+            try:
+                done = self.steps.abandon_migration(migrate_task_id)
+            except ValueError as error:
+                raise AirflowFailException(str(error)) from error
+            self.log.warning("Starting over: %s.", "; ".join(done) or "nothing left to undo")
+            migrate_task_id = None
         if migrate_task_id is None:
             self.log.info(
                 "No migration task for %s yet: starting with a full backup.", self.steps.target_database
             )
             return self.full_task_id
-        self.log.info("Migration task %s exists: resuming log shipping.", migrate_task_id)
+        task = self.steps.rds.get_task_state(self.steps.instance_id, migrate_task_id)
+        if task.status in TASK_SUCCESS_STATES:
+            raise AirflowFailException(
+                f"Migration task {migrate_task_id} is {task.status}: {self.steps.target_database!r} is already "
+                "migrated and open on RDS. Nothing to do; to migrate it again, drop it on RDS first and trigger "
+                "with start_over=true."
+            )
+        if task.status in TASK_TERMINAL_FAILURES:
+            raise AirflowFailException(
+                f"Migration task {migrate_task_id} is {task.status}: {task.description or 'no description'}. "
+                f"{advice_for(task.description)} It cannot take more backups: trigger this DAG with the "
+                "parameter start_over=true to terminate it, drop the database it was restoring on RDS and "
+                "start again from a new full backup."
+            )
+        self.log.info("Migration task %s exists (%s): resuming log shipping.", migrate_task_id, task.status)
         return self.resume_task_id
+
+    def _created_by_this_run(self, migrate_task_id: str, context: Any) -> bool:
+        """A retried start_over run must not abandon the task it created itself."""
+        run_id = context["ti"].run_id
+        return any(
+            e.migrate_task_id == migrate_task_id and e.run_id == run_id and e.backup_type == "FULL"
+            for e in self.steps.read_ledger()
+            if e.event == "import_requested"
+        )
 
 
 class CreateMigrationTaskOperator(MigrationOperator):

@@ -10,28 +10,50 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from hooks.mssql import MigrationMsSqlHook
+from hooks.mssql import MigrationMsSqlHook, ServerFacts
 from hooks.oss import OssMigrationHook
-from hooks.rds import FILE_FAILURE_STATES, FILE_SUCCESS_STATES, RdsMigrationHook
-from rds_migration.chain import BackupRecord, BackupType, RestorePoint, apply, check_next
+from hooks.rds import (
+    FILE_DELETED_STATES,
+    FILE_FAILURE_STATES,
+    FILE_SUCCESS_STATES,
+    TASK_FAILURE_STATES,
+    TASK_SUCCESS_STATES,
+    RdsMigrationHook,
+)
+from rds_migration.chain import BackupRecord, BackupType
 from rds_migration.config import MigrationSpec
 from rds_migration.estimate import Rates
-from rds_migration.ledger import LedgerEntry, LedgerEvent
+from rds_migration.ledger import LedgerEntry, LedgerEvent, current_migration_task_id, task_ids_of
 from rds_migration.naming import (
+    adopted_file_name,
     backup_file_name,
     backup_stem,
     object_key,
     oss_object_position,
     parse_backup_file_name,
+    path_under,
     server_backup_path,
     validate_key_prefix,
     worker_backup_path,
+)
+from rds_migration.shipping import (
+    ADOPTED,
+    COPIED,
+    FAILED,
+    IN_FLIGHT,
+    OURS,
+    RESTORED,
+    ChainState,
+    ListedFile,
+    Shippable,
+    build_chain_state,
 )
 
 log = logging.getLogger(__name__)
@@ -44,36 +66,33 @@ RATE_SAMPLE_MIN_BYTES = 1024 * 1024
 HISTORY_WINDOW = timedelta(days=8)
 
 
-@dataclass
-class ChainState:
-    """Where the migration stands, rebuilt from msdb and the RDS file list.
-
-    :param migrate_task_id: the RDS migration task, or None before the full is imported.
-    :param restored: the restore point of the files RDS reports restored.
-    :param in_flight: files imported and still being processed by RDS, in chain order.
-    :param pending: our backups in msdb that RDS has not been asked to import, in LSN order.
-    :param failed: files RDS failed on, with its description.
-    """
-
-    migrate_task_id: str | None
-    restored: RestorePoint | None
-    in_flight: list[BackupRecord] = field(default_factory=list)
-    pending: list[BackupRecord] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def chain_head(self) -> RestorePoint | None:
-        """The restore point once every in-flight file is restored: the base for the next import."""
-        point = self.restored
-        for record in self.in_flight:
-            point = apply(point, record)
-        return point
+#: Task states a migration never continues from (``Terminated``: after TerminateMigrateTask).
+TASK_TERMINAL_FAILURES = TASK_FAILURE_STATES | {"Terminated"}
 
 
-def _listed_order(download: Any) -> tuple[bool, datetime]:
-    """RDS file entries in the order they were created (entries without a time first)."""
-    created = download.create_time
-    return (created is not None, created or datetime.min.replace(tzinfo=UTC))
+def _task_identity() -> dict[str, Any]:
+    """dag_id, run_id, task_id and try of the running Airflow task, for the ledger (empty outside one)."""
+    try:
+        from airflow.sdk import get_current_context
+
+        ti = get_current_context()["ti"]
+    except Exception:  # noqa: BLE001 - not inside a task (tests, tools): nothing to add
+        return {}
+    return {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": ti.try_number}
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _file_state(status: str) -> str:
+    """RDS file status -> restored / failed / in flight. ``Deleted``: RDS removed its local copy after
+    restoring the file (real-world R10), so it counts as restored."""
+    if status in FILE_SUCCESS_STATES or status in FILE_DELETED_STATES:
+        return RESTORED
+    if status in FILE_FAILURE_STATES:
+        return FAILED
+    return IN_FLIGHT
 
 
 class MigrationSteps:
@@ -92,6 +111,11 @@ class MigrationSteps:
     @cached_property
     def source(self) -> MigrationMsSqlHook:
         return MigrationMsSqlHook(mssql_conn_id=self.spec.source.mssql_conn_id)
+
+    @cached_property
+    def source_server(self) -> ServerFacts:
+        """Version and edition of the source server (read once per task)."""
+        return self.source.server_facts()
 
     @cached_property
     def target_sql(self) -> MigrationMsSqlHook | None:
@@ -163,14 +187,32 @@ class MigrationSteps:
         return normal(physical_device_name) == normal(self.server_path(file_name))
 
     def record_ledger(
-        self, event: str, record: BackupRecord | None = None, file_name: str | None = None, **details: Any
+        self,
+        event: str,
+        record: BackupRecord | None = None,
+        file_name: str | None = None,
+        migrate_task_id: str | None = None,
+        **details: Any,
     ) -> None:
-        """Append one audit line to the ledger object next to the backups."""
+        """Append one audit line to the ledger object next to the backups.
+
+        :param file_name: the name in OSS/RDS when it differs from the record's (an adopted backup).
+        """
         if record is not None:
-            entry = LedgerEntry.for_backup(event, record, self.database, details=details)
+            entry = LedgerEntry.for_backup(
+                event, record, self.database, migrate_task_id=migrate_task_id, details=details
+            )
+            if file_name:
+                entry = replace(entry, file_name=file_name)
         else:
-            entry = LedgerEntry(event=event, database=self.database, file_name=file_name, details=details)
-        self.oss.append_ledger(self.bucket, self.ledger_key, [entry])
+            entry = LedgerEntry(
+                event=event,
+                database=self.database,
+                file_name=file_name,
+                migrate_task_id=migrate_task_id,
+                details=details,
+            )
+        self.oss.append_ledger(self.bucket, self.ledger_key, [replace(entry, **_task_identity())])
 
     def read_ledger(self) -> list[LedgerEntry]:
         return self.oss.read_ledger(self.bucket, self.ledger_key)
@@ -220,7 +262,12 @@ class MigrationSteps:
             return True
         if self.spec.compression == "off":
             return False
-        return self.source.server_facts().can_compress_backups
+        return self.source_server.can_compress_backups
+
+    def compression_algorithm(self) -> str | None:
+        """SQL Server 2022 compresses with the server's default algorithm, which may be QAT_DEFLATE (S9):
+        pin MS_XPRESS, the one every RDS version restores. Older versions have only that one."""
+        return "MS_XPRESS" if self.source_server.major_version >= 16 else None
 
     # ----------------------------------------------------------------------------------------------
     # Backups
@@ -247,6 +294,7 @@ class MigrationSteps:
             server_path,
             backup_name=f"{kind} backup for ApsaraDB RDS migration",
             compression=self.use_compression(),
+            compression_algorithm=self.compression_algorithm(),
             on_progress=on_progress,
         )
         self.record_ledger("backup_taken", record, kind=kind, server_path=server_path)
@@ -272,131 +320,288 @@ class MigrationSteps:
     # Upload and import
     # ----------------------------------------------------------------------------------------------
 
-    def upload(self, record: BackupRecord, checkpoint_dir: str | None = None) -> dict[str, Any]:
+    def ours(self, record: BackupRecord) -> Shippable:
+        """A backup this package took, as a shippable file."""
+        return Shippable(record, record.file_name, self.worker_path(record.file_name), OURS)
+
+    def upload(self, item: Shippable | BackupRecord, checkpoint_dir: str | None = None) -> dict[str, Any]:
         """Upload one backup file (skipped when OSS already holds it with the same size and CRC64)."""
-        local = self.worker_path(record.file_name)
+        item = item if isinstance(item, Shippable) else self.ours(item)
+        record, local = item.record, item.worker_path
         if not os.path.exists(local):
             raise FileNotFoundError(
-                f"backup file {record.file_name!r} is not visible to this worker at {local!r}: check "
-                "backup_folder.worker_path, or route this task to a worker that sees the folder (queue)."
+                f"backup file {item.label} is not visible to this worker at {local!r}: check "
+                "backup_folder.worker_path (or adopt_from[].worker_path), or route this task to a worker "
+                "that sees the folder (queue)."
             )
+        if item.origin == COPIED:
+            self._check_copied_file(item)
         result = self.oss.upload_file(
             self.bucket,
             local,
-            self.object_key(record.file_name),
+            self.object_key(item.import_name),
             checkpoint_dir=checkpoint_dir
             or os.path.join(self.spec.backup_folder.worker_path, ".oss-checkpoints"),
         )
         if not result.skipped:
             self.record_ledger(
-                "uploaded", record, key=result.key, crc64=str(result.crc64), seconds=result.seconds
+                "uploaded",
+                record,
+                file_name=item.import_name,
+                key=result.key,
+                crc64=str(result.crc64),
+                seconds=result.seconds,
+                origin=item.origin,
             )
         return {
-            "file_name": record.file_name,
+            "file_name": item.import_name,
             "key": result.key,
             "size": result.size,
             "seconds": result.seconds,
             "skipped": result.skipped,
         }
 
-    def find_migration_task_id(self) -> str | None:
+    def _check_copied_file(self, item: Shippable) -> None:
+        """A file copied into the backup folder is adopted only if it really is that backup set."""
+        server_path = self.server_path(os.path.basename(item.worker_path))
+        header = self.source.read_backup_header(server_path)
+        found = str(header.get("BackupSetGUID") or "").strip("{}").lower()
+        if found != item.record.backup_set_uuid:
+            raise ValueError(
+                f"{server_path!r} is not the backup set msdb recorded for {item.record.physical_device_name!r} "
+                f"(BackupSetGUID {found or '?'} instead of {item.record.backup_set_uuid}): copy the right file "
+                "into the backup folder, or remove this one."
+            )
+
+    def find_migration_task_id(self, entries: list[LedgerEntry] | None = None) -> str | None:
+        """The migration task of this migration: the id recorded in the ledger (it never ages out), else
+        one DescribeMigrateTasks still lists (a week only) — then recorded, so it is never lost again."""
+        entries = self.read_ledger() if entries is None else entries
+        recorded = current_migration_task_id(entries)
+        if recorded is not None:
+            return recorded
+        abandoned = {e.migrate_task_id for e in entries if e.event is LedgerEvent.MIGRATION_ABANDONED}
         task = self.rds.find_migration_task(self.instance_id, self.target_database)
-        return task.migrate_task_id if task else None
+        if task is None or task.migrate_task_id in abandoned or task.status in TASK_TERMINAL_FAILURES:
+            return None
+        self.record_ledger("task_discovered", migrate_task_id=task.migrate_task_id, status=task.status)
+        return task.migrate_task_id
 
-    def import_backup(self, migrate_task_id: str | None, record: BackupRecord) -> str:
-        """Ask RDS to restore ``record``: the full creates the migration task, others join it.
+    def abandon_migration(self, migrate_task_id: str, *, wait_s: float = 600, poll_s: float = 5) -> list[str]:
+        """Start over: terminate the migration task and drop the database it was restoring on RDS.
 
-        Returns the migration task id. Does nothing when RDS already lists the file for the task.
+        Refused when the database was already opened (that would drop a live database). Safe to repeat:
+        terminating a terminated task and dropping an absent database do nothing.
         """
-        position = self.oss_position(record.file_name)
+        task = self.rds.get_task_state(self.instance_id, migrate_task_id)
+        if task.status in TASK_SUCCESS_STATES:
+            raise ValueError(
+                f"Migration task {migrate_task_id} is {task.status}: {self.target_database!r} is already open on "
+                "RDS, so starting over would drop a live database. Drop or rename it on RDS yourself first "
+                "if that is really what you want."
+            )
+        done = []
+        if task.status not in TASK_TERMINAL_FAILURES:
+            self.rds.terminate_migration_task(self.instance_id, migrate_task_id)
+            done.append(f"terminated migration task {migrate_task_id}")
+        if self.target_database in self.rds.database_names(self.instance_id):
+            self.rds.delete_database(self.instance_id, self.target_database)
+            done.append(f"dropped the database {self.target_database!r} being restored on RDS")
+        deadline = time.monotonic() + wait_s
+        while self.target_database in self.rds.database_names(self.instance_id):
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{self.target_database!r} is still listed on {self.instance_id} {wait_s:.0f} s after it was "
+                    "dropped: retry this task later."
+                )
+            time.sleep(poll_s)
+        self.record_ledger("migration_abandoned", migrate_task_id=migrate_task_id, actions=done)
+        return done
+
+    def import_backup(self, migrate_task_id: str | None, item: Shippable | BackupRecord) -> str:
+        """Ask RDS to restore ``item``: the full creates the migration task, others join it.
+
+        Returns the migration task id (the parent's). Does nothing when RDS already lists the file.
+        """
+        item = item if isinstance(item, Shippable) else self.ours(item)
+        record = item.record
+        position = self.oss_position(item.import_name)
         if migrate_task_id is None:
             if record.backup_type is not BackupType.FULL:
                 raise ValueError(f"{record.label}: a migration task starts from a full backup")
             migrate_task_id = self.rds.create_migration_task(self.instance_id, self.target_database, position)
-            self.record_ledger("import_requested", record, migrate_task_id=migrate_task_id)
+            self.record_ledger(
+                "import_requested", record, file_name=item.import_name, migrate_task_id=migrate_task_id
+            )
             return migrate_task_id
-        known = {f.file_name: f for f in self.rds.get_file_states(self.instance_id, migrate_task_id)}
-        previous = known.get(record.file_name)
-        if previous is not None and previous.status not in FILE_FAILURE_STATES:
-            log.info("RDS already has %s (%s): not imported again.", record.file_name, previous.status)
+        listed = {f.name for f in self.listed_files(migrate_task_id) if f.state != FAILED}
+        if item.import_name in listed:
+            log.info("RDS already has %s: not imported again.", item.import_name)
             return migrate_task_id
-        self.rds.import_incremental(self.instance_id, self.target_database, migrate_task_id, position)
-        self.record_ledger("import_requested", record, migrate_task_id=migrate_task_id)
+        answered = self.rds.import_incremental(
+            self.instance_id, self.target_database, migrate_task_id, position
+        )
+        self.record_ledger(
+            "import_requested",
+            record,
+            file_name=item.import_name,
+            migrate_task_id=answered,
+            parent_task_id=migrate_task_id,
+            origin=item.origin,
+        )
         return migrate_task_id
 
     # ----------------------------------------------------------------------------------------------
     # Where the chain stands
     # ----------------------------------------------------------------------------------------------
 
+    def history(self, since: datetime) -> list[BackupRecord]:
+        """Every backup set of this database in msdb since ``since`` (UTC), oldest first."""
+        return [BackupRecord.from_msdb_row(r) for r in self.source.backup_history(self.database, since)]
+
+    def history_since(self, entries: list[LedgerEntry]) -> datetime:
+        """How far back msdb is read: from the first full of this migration (migrations last weeks, and
+        the first log after a full can begin before it), or :data:`HISTORY_WINDOW` when there is none."""
+        starts = [
+            e.backup.started_at
+            for e in entries
+            if e.backup is not None and e.backup.backup_type is BackupType.FULL and e.backup.started_at
+        ]
+        oldest = min((_aware(t) for t in starts), default=None)
+        now = datetime.now(UTC)
+        return min(oldest - timedelta(days=1), now - HISTORY_WINDOW) if oldest else now - HISTORY_WINDOW
+
     def our_history(self, since: datetime | None = None) -> list[BackupRecord]:
         """Our backups of this database in msdb, oldest first."""
         since = since or datetime.now(UTC) - HISTORY_WINDOW
-        rows = self.source.backup_history(self.database, since)
-        return [BackupRecord.from_msdb_row(r) for r in rows if self.is_ours(str(r["physical_device_name"]))]
+        return [
+            r for r in self.history(since) if r.physical_device_name and self.is_ours(r.physical_device_name)
+        ]
 
-    def chain_state(self, migrate_task_id: str | None) -> ChainState:
-        """Rebuild the chain state from msdb (what we took) and RDS (what it has and restored)."""
-        history = self.our_history()
-        if migrate_task_id is None:
-            return ChainState(None, None, pending=history)
-        # A file imported again after a failure is listed twice: its latest entry counts.
-        listed = self.rds.get_file_states(self.instance_id, migrate_task_id)
-        files = list({f.file_name: f for f in sorted(listed, key=_listed_order)}.values())
-        by_name = {r.file_name: r for r in history}
-        state = ChainState(migrate_task_id, None)
-        known: set[str] = set()
-        for f in sorted(files, key=lambda f: by_name[f.file_name].first_lsn if f.file_name in by_name else 0):
-            record = by_name.get(f.file_name)
-            if f.status in FILE_FAILURE_STATES:
-                state.failed.append((f.file_name, f.description))
+    def shippable(self, history: list[BackupRecord]) -> tuple[list[Shippable], list[BackupRecord]]:
+        """Split the history into what may be shipped (ours and adopted) and other jobs' backups.
+
+        Adopted: log and differential backups (never COPY_ONLY ones, which do not continue a chain)
+        written to a folder in ``backup_folder.adopt_from``, or copied by the user into the migration's
+        own backup folder. A striped backup set cannot be adopted: RDS imports one file per backup.
+        """
+        folder = self.spec.backup_folder
+        ours: list[Shippable] = []
+        foreign: list[BackupRecord] = []
+        for record in history:
+            device = record.physical_device_name or record.file_name
+            if self.is_ours(device):
+                ours.append(self.ours(record))
                 continue
-            if record is None:
-                raise LookupError(
-                    f"RDS lists {f.file_name!r} for migration task {migrate_task_id} but the source's msdb "
-                    "has no such backup of this database in the last week: was msdb history purged?"
-                )
-            known.add(f.file_name)
-            if f.status in FILE_SUCCESS_STATES and not state.in_flight:
-                state.restored = apply(state.restored, record)
+            adoptable = (
+                record.backup_type is not BackupType.FULL and not record.is_copy_only and record.stripes == 1
+            )
+            item = self._adopted(record, device, folder.adopt_from) if adoptable else None
+            if item is not None:
+                ours.append(item)
             else:
-                state.in_flight.append(record)
-        full = next((r for r in history if r.file_name in known and r.backup_type is BackupType.FULL), None)
-        state.pending = [
-            r
-            for r in history
-            if r.file_name not in known
-            and r.file_name not in {name for name, _ in state.failed}
-            and full is not None
-            and r.first_lsn >= full.first_lsn
-            and r.backup_type is not BackupType.FULL
-        ]
-        state.pending.sort(key=lambda r: (r.first_lsn, r.last_lsn))
-        return state
+                foreign.append(record)
+        return ours, foreign
 
-    def foreign_backups_in_gap(self, error: Exception) -> str:
-        """Name the log backups of other jobs that hold the LSNs a gap error says are missing."""
-        gap = (getattr(error, "from_lsn", None), getattr(error, "to_lsn", None))
-        if None in gap:
-            return ""
-        rows = self.source.backup_history(self.database, datetime.now(UTC) - HISTORY_WINDOW)
-        culprits = [
-            f"{r['physical_device_name']} (by {r.get('user_name') or '?'}, {r.get('backup_start_date')})"
-            for r in rows
-            if str(r["type"]).upper() == "L"
-            and not self.is_ours(str(r["physical_device_name"]))
-            and int(r["first_lsn"]) < gap[1]
-            and int(r["last_lsn"]) > gap[0]
-        ]
-        if not culprits:
-            return ""
-        return " Log backups by another job hold these LSNs: " + "; ".join(culprits) + "."
+    def _adopted(self, record: BackupRecord, device: str, adopt_from: list[Any]) -> Shippable | None:
+        name = self.import_name_of(record)
+        for adopt in adopt_from:
+            relative = path_under(device, adopt.server_path)
+            if relative is not None:
+                return Shippable(record, name, worker_backup_path(adopt.worker_path, relative), ADOPTED)
+        copied = self.worker_path(record.file_name)
+        if os.path.isfile(copied):
+            return Shippable(record, name, copied, COPIED)
+        return None
 
-    def check_pending(self, state: ChainState) -> None:
-        """Refuse to upload anything that would not continue the chain (raises a ChainError)."""
-        point = state.chain_head
-        for record in state.pending:
-            check_next(point, record)
-            point = apply(point, record)
+    def import_name_of(self, record: BackupRecord) -> str:
+        """The name another job's backup gets in OSS and RDS (its own may hold characters RDS refuses)."""
+        set_id = record.backup_set_id
+        if set_id is None:  # a record kept from before msdb ids were recorded: derive a stable number
+            set_id = int(record.backup_set_uuid.replace("-", "")[:8], 16)
+        taken = record.started_at or datetime(1970, 1, 1)
+        return adopted_file_name(self.database, record.backup_type, taken, set_id)
+
+    def listed_files(
+        self, migrate_task_id: str, entries: list[LedgerEntry] | None = None
+    ) -> list[ListedFile]:
+        """The files of the migration task (and of every child task id RDS answered), as the chain sees them."""
+        entries = self.read_ledger() if entries is None else entries
+        listed: list[ListedFile] = []
+        for task_id in task_ids_of(entries, migrate_task_id):
+            for f in self.rds.get_file_states(self.instance_id, task_id):
+                listed.append(
+                    ListedFile(
+                        name=re.split(r"[\\/]", f.file_name)[-1],
+                        state=_file_state(f.status),
+                        description=f.description,
+                        created=f.create_time,
+                    )
+                )
+        return listed
+
+    def task_id_for_file(self, migrate_task_id: str, file_name: str, entries: list[LedgerEntry]) -> str:
+        """The id RDS answered when ``file_name`` was imported (a child id, or the task's own)."""
+        answered = [
+            e.migrate_task_id
+            for e in entries
+            if e.event is LedgerEvent.IMPORT_REQUESTED and e.file_name == file_name and e.migrate_task_id
+        ]
+        return answered[-1] if answered else migrate_task_id
+
+    def chain_state(
+        self, migrate_task_id: str | None, entries: list[LedgerEntry] | None = None
+    ) -> ChainState:
+        """Rebuild the chain state from msdb (what was backed up), RDS (what it has) and the ledger."""
+        entries = self.read_ledger() if entries is None else entries
+        history = self.history(self.history_since(entries))
+        shippable, foreign = self.shippable(history)
+        if migrate_task_id is None:
+            return build_chain_state(None, [], shippable, {}, foreign)
+        known: dict[str, BackupRecord] = {}
+        for entry in entries:  # records kept in the ledger, for msdb history purged since
+            if entry.backup is not None and entry.file_name:
+                known.setdefault(entry.file_name, entry.backup)
+        for record in history:
+            known[record.file_name] = record  # a file someone imported by hand under its own name
+            known[self.import_name_of(record)] = record
+        listed = self.listed_files(migrate_task_id, entries)
+        return build_chain_state(migrate_task_id, listed, shippable, known, foreign)
+
+    def record_skipped(self, state: ChainState, entries: list[LedgerEntry]) -> None:
+        """Record once, in the ledger, each backup that will never be imported (an empty log backup)."""
+        done = {e.file_name for e in entries if e.event is LedgerEvent.SKIPPED}
+        for item, reason in state.skipped:
+            if item.import_name not in done:
+                log.info("Not importing %s: %s", item.label, reason)
+                self.record_ledger("skipped", item.record, file_name=item.import_name, reason=reason)
+
+    def explain_blocked(self, state: ChainState) -> str:
+        """Why the chain cannot continue, and the ways out that work."""
+        error = state.blocked
+        lines = [f"The restore chain cannot continue: {error}"]
+        adoptable = [r for r in state.culprits if r.stripes == 1]
+        for record in state.culprits:
+            where = record.physical_device_name or record.file_name
+            striped = (
+                f" (striped over {record.stripes} files: RDS imports one file per backup)"
+                if record.stripes > 1
+                else ""
+            )
+            lines.append(f"- another job took {record.label} to {where!r}{striped}")
+        folder = self.spec.backup_folder
+        if adoptable:
+            lines.append(
+                "Stop that job, then either copy its file(s) into the migration's backup folder "
+                f"({folder.worker_path!r} on the worker, {folder.server_path!r} on the SQL Server) and clear "
+                "this task, or add that job's folder to backup_folder.adopt_from in the migration config "
+                "(server_path and worker_path) and clear this task: they are adopted into the chain in LSN order."
+            )
+        lines.append(
+            "Or start over: trigger this DAG with the parameter start_over=true — the RDS migration task is "
+            "terminated, the database being restored on RDS is dropped, and a new full backup starts a new one."
+        )
+        return "\n".join(lines)
 
     # ----------------------------------------------------------------------------------------------
     # Cutover helpers

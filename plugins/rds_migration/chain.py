@@ -8,10 +8,16 @@ Implements the restore-chain rules of SQL Server (see ``/work/shared/reference/s
 3. The first log after the anchor (full or differential) must satisfy
    ``first_lsn <= anchor.last_lsn < last_lsn``; ``first_lsn > anchor.last_lsn`` is a gap.
 4. Each next log starts where the previous one ended (``first_lsn == previous.last_lsn``), with the
-   same ``database_guid`` and recovery fork. A log ending at or before the restore point is too early.
+   same ``database_guid``, and begins on the recovery fork the target is on. A log that spans a fork
+   (the source was brought back ``WITH RECOVERY`` in between) can follow when its *first* fork is the
+   target's and its fork point is not before the target's restore point. A log ending at or before the
+   restore point is too early.
 5. ``begins_log_chain`` after the anchor means the chain was restarted.
 6. A log taken concurrently with the full is valid if it covers ``full.last_lsn``.
 7. No differential after a log has been applied.
+
+An *empty* log backup (``first_lsn == last_lsn``, taken while the database was idle) applies nothing:
+it is skipped, never imported — unless it lies beyond the restore point, which reveals a gap.
 
 Also: a COPY_ONLY full cannot be a differential base nor start a log chain on a pseudo-simple
 database, and damaged (or, on request, checksum-less) backups are refused.
@@ -77,6 +83,10 @@ class DiffAfterLogError(ChainError):
 
 class OutOfOrderError(ChainError):
     """The backup is too early (already covered by the restore point) or overlaps the last log applied."""
+
+
+class EmptyLogBackupError(ChainError):
+    """The log backup is empty (``first_lsn == last_lsn``, an idle database): skip it, never import it."""
 
 
 class NotIncrementalError(ChainError):
@@ -194,6 +204,15 @@ class BackupRecord:
     is_damaged: bool = False
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    #: Fork the backup begins on, when it differs from ``recovery_fork_guid`` (the last): it spans a fork.
+    first_recovery_fork_guid: str | None = None
+    #: LSN where the fork it spans began (the source was recovered there); None if it spans none.
+    fork_point_lsn: int | None = None
+    #: The full path msdb recorded (decides who wrote it), and msdb's id of the backup set.
+    physical_device_name: str | None = None
+    backup_set_id: int | None = None
+    #: Files the backup set is striped over; RDS imports one file per backup, so only 1 is importable.
+    stripes: int = 1
 
     def __post_init__(self) -> None:
         # Normalise in place (frozen dataclass): callers may pass Decimals, strings, UUIDs.
@@ -202,10 +221,16 @@ class BackupRecord:
         set_(self, "backup_type", BackupType.from_code(self.backup_type))
         for name in ("first_lsn", "last_lsn", "checkpoint_lsn"):
             set_(self, name, to_lsn(getattr(self, name), what=f"{where}: {name}"))
-        for name in ("database_backup_lsn", "differential_base_lsn"):
+        for name in ("database_backup_lsn", "differential_base_lsn", "fork_point_lsn"):
             set_(self, name, _optional_lsn(getattr(self, name), f"{where}: {name}"))
         for name in ("backup_set_uuid", "database_guid", "recovery_fork_guid"):
             set_(self, name, to_guid(getattr(self, name), what=f"{where}: {name}"))
+        first_fork = _optional_guid(self.first_recovery_fork_guid, f"{where}: first_recovery_fork_guid")
+        # Stored only when it differs, so ``replace(record, recovery_fork_guid=...)`` moves the whole backup.
+        set_(self, "first_recovery_fork_guid", None if first_fork == self.recovery_fork_guid else first_fork)
+        set_(self, "stripes", int(self.stripes or 1))
+        if self.backup_set_id is not None:
+            set_(self, "backup_set_id", int(self.backup_set_id))
         set_(
             self, "differential_base_guid", _optional_guid(self.differential_base_guid, f"{where}: base guid")
         )
@@ -219,6 +244,20 @@ class BackupRecord:
     def label(self) -> str:
         """Short human label used in messages: ``LOG 'x.trn' [first, last)``."""
         return f"{self.backup_type.name} {self.file_name!r} [{self.first_lsn}, {self.last_lsn})"
+
+    @property
+    def is_empty(self) -> bool:
+        """A log backup of an idle database: ``first_lsn == last_lsn``, it applies nothing."""
+        return self.backup_type is BackupType.LOG and self.first_lsn == self.last_lsn
+
+    @property
+    def first_fork_guid(self) -> str:
+        """The recovery fork the backup begins on (``recovery_fork_guid`` is the one it ends on)."""
+        return self.first_recovery_fork_guid or self.recovery_fork_guid
+
+    @property
+    def spans_fork(self) -> bool:
+        return self.first_fork_guid != self.recovery_fork_guid
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (LSNs as strings, datetimes as ISO text) for XCom and the ledger."""
@@ -244,7 +283,7 @@ class BackupRecord:
         for name in ("started_at", "finished_at"):
             if isinstance(values.get(name), str):
                 values[name] = datetime.fromisoformat(values[name])
-        return cls(**values)
+        return cls(**values)  # fields added later default, so older ledgers still read
 
     @classmethod
     def from_msdb_row(cls, row: Mapping[str, Any]) -> BackupRecord:
@@ -262,6 +301,11 @@ class BackupRecord:
             backup_set_uuid=row["backup_set_uuid"],
             database_guid=row["database_guid"],
             recovery_fork_guid=row["last_recovery_fork_guid"],
+            first_recovery_fork_guid=row.get("first_recovery_fork_guid"),
+            fork_point_lsn=row.get("fork_point_lsn"),
+            physical_device_name=device,
+            backup_set_id=row.get("backup_set_id"),
+            stripes=row.get("family_count") or 1,
             begins_log_chain=row.get("begins_log_chain") or False,
             is_copy_only=row.get("is_copy_only") or False,
             size_bytes=row.get("compressed_backup_size") or row.get("backup_size") or 0,
@@ -392,11 +436,19 @@ def _check_same_database(point: RestorePoint, record: BackupRecord) -> None:
 
 
 def _check_same_fork(point: RestorePoint, record: BackupRecord) -> None:
-    if record.recovery_fork_guid != point.fork_guid:
+    if record.first_fork_guid != point.fork_guid:
         raise RecoveryForkError(
-            f"{record.label} is on recovery fork {record.recovery_fork_guid}, but "
-            f"{point.last_applied.label} is on fork {point.fork_guid}: the source was restored or "
-            "recovered in between. Restart the migration from a new full backup."
+            f"{record.label} begins on recovery fork {record.first_fork_guid}, but the target is on "
+            f"fork {point.fork_guid} ({point.last_applied.label}): the source database was restored from "
+            "another backup in between, so its log no longer continues what the target holds. Start the "
+            "migration over from a new full backup."
+        )
+    if record.spans_fork and record.fork_point_lsn is not None and record.fork_point_lsn < point.redo_lsn:
+        raise RecoveryForkError(
+            f"{record.label} crosses to recovery fork {record.recovery_fork_guid} at LSN "
+            f"{record.fork_point_lsn}: the source was brought back WITH RECOVERY at that point, before the "
+            f"target's restore point LSN {point.redo_lsn}, so the target holds log records the source "
+            "discarded. Start the migration over from a new full backup."
         )
 
 
@@ -448,6 +500,10 @@ def _check_log(point: RestorePoint, record: BackupRecord) -> None:
         raise CopyOnlyBaseError(
             f"{record.label} follows the COPY_ONLY full {point.full.file_name!r} of a database without a "
             "log chain (pseudo-simple): a COPY_ONLY full cannot start a log chain. Take a normal full backup."
+        )
+    if record.is_empty and record.first_lsn <= redo:
+        raise EmptyLogBackupError(
+            f"{record.label} is empty (the database was idle): it applies nothing; skip it, never import it."
         )
     if record.last_lsn <= redo:
         raise OutOfOrderError(
@@ -606,6 +662,8 @@ def _plan_logs(
     for log in logs:
         if log.backup_set_uuid in point.applied_uuids():
             plan.skipped.append(SkippedBackup(log, "already applied"))
+        elif log.is_empty and log.first_lsn <= point.redo_lsn:
+            plan.skipped.append(SkippedBackup(log, "empty (the database was idle): nothing to apply"))
         elif log.last_lsn <= point.redo_lsn:
             plan.skipped.append(
                 SkippedBackup(

@@ -138,6 +138,26 @@ class OssSettings(_Section):
         return value
 
 
+def _absolute_posix(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"{value!r} must be an absolute POSIX path (starting with '/') on the worker")
+    return value
+
+
+class AdoptFolder(_Section):
+    """Another backup job's folder: its backups of this database may join the migration's chain."""
+
+    server_path: str = Field(
+        min_length=1, description=r"The folder as msdb records it, e.g. D:\Backups\Nightly."
+    )
+    worker_path: str = Field(min_length=1, description="The same folder as the Airflow worker sees it.")
+
+    @field_validator("worker_path")
+    @classmethod
+    def _posix_absolute(cls, value: str) -> str:
+        return _absolute_posix(value)
+
+
 class BackupFolderSettings(_Section):
     """Where backups are written: the same folder seen from the SQL Server host and from the worker."""
 
@@ -148,13 +168,16 @@ class BackupFolderSettings(_Section):
     worker_path: str = Field(
         min_length=1, description="The same folder as the Airflow worker sees it (absolute POSIX)."
     )
+    adopt_from: list[AdoptFolder] = Field(
+        default_factory=list,
+        description="Folders of other backup jobs whose log backups of this database join the chain, in LSN "
+        "order (uploaded from their worker_path): a job that cannot be stopped no longer breaks the migration.",
+    )
 
     @field_validator("worker_path")
     @classmethod
     def _posix_absolute(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"{value!r} must be an absolute POSIX path (starting with '/') on the worker")
-        return value
+        return _absolute_posix(value)
 
 
 class LogShippingSettings(_Section):

@@ -42,6 +42,12 @@ class LedgerEvent(enum.StrEnum):
     VALIDATED = "validated"
     ROLLED_BACK = "rolled_back"
     FAILED = "failed"
+    #: A backup that is never imported (an empty log backup of an idle database).
+    SKIPPED = "skipped"
+    #: A migration task found through DescribeMigrateTasks that the ledger did not record yet.
+    TASK_DISCOVERED = "task_discovered"
+    #: "Start over": the migration task was terminated; a new full starts a new one.
+    MIGRATION_ABANDONED = "migration_abandoned"
 
 
 @dataclass(frozen=True)
@@ -173,3 +179,41 @@ def restore_point_from_ledger(entries: list[LedgerEntry], *, source: str = "ledg
         except ChainError as exc:
             raise LedgerError(f"{source}: recorded restores do not form a valid chain: {exc}") from exc
     return point
+
+
+def current_migration_task_id(entries: list[LedgerEntry]) -> str | None:
+    """The migration task of the current attempt, as recorded: ground truth of our own.
+
+    ``DescribeMigrateTasks`` lists one week only, so a migration that lasts longer must not depend on
+    it: the id RDS answered for the full's import (or a task discovered later) is kept here, and a
+    task abandoned by "start over" is never current again.
+    """
+    abandoned = {e.migrate_task_id for e in entries if e.event is LedgerEvent.MIGRATION_ABANDONED}
+    current: str | None = None
+    for entry in entries:
+        starts_task = entry.event is LedgerEvent.TASK_DISCOVERED or (
+            entry.event is LedgerEvent.IMPORT_REQUESTED and entry.backup_type == "FULL"
+        )
+        task_id = entry.migrate_task_id or entry.details.get("migrate_task_id")  # older ledgers: in details
+        if starts_task and task_id and task_id not in abandoned:
+            current = task_id
+    return current
+
+
+def task_ids_of(entries: list[LedgerEntry], parent_task_id: str) -> list[str]:
+    """Every id RDS answered for imports into ``parent_task_id`` (itself first).
+
+    Whether an incremental import answers the parent's id or a new child id is not documented; both
+    are recorded, and the files of every one of them are followed.
+    """
+    ids = [parent_task_id]
+    for entry in entries:
+        answered = entry.migrate_task_id
+        if (
+            entry.event is LedgerEvent.IMPORT_REQUESTED
+            and entry.details.get("parent_task_id") == parent_task_id
+            and answered
+            and answered not in ids
+        ):
+            ids.append(answered)
+    return ids

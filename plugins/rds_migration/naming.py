@@ -34,8 +34,8 @@ _FILE_PART = re.compile(r"[A-Za-z0-9_.]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ENDPOINT = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 _BACKUP_NAME = re.compile(
-    r"(?P<stem>[A-Za-z0-9_]+?)_(?P<kind>FULL|DIFF|LOG)_(?P<ts>\d{14})(?:_(?P<seq>\d+))?"
-    r"\.(?P<suffix>bak|diff|trn|log)",
+    r"(?P<stem>[A-Za-z0-9_]+?)_(?P<kind>FULL|DIFF|LOG)_(?P<ts>\d{14})"
+    r"(?:_(?P<seq>\d+)|_A(?P<adopted>\d+))?\.(?P<suffix>bak|diff|trn|log)",
     re.IGNORECASE,
 )
 _WINDOWS_PATH = re.compile(r"^([A-Za-z]:[\\/]|\\\\)")
@@ -99,6 +99,8 @@ class ParsedBackupName:
     taken_at: datetime
     seq: int | None
     suffix: str
+    #: msdb ``backup_set_id`` of another job's backup adopted into the chain (see :func:`adopted_file_name`).
+    adopted_set_id: int | None = None
 
 
 def parse_backup_file_name(name: str) -> ParsedBackupName | None:
@@ -120,7 +122,38 @@ def parse_backup_file_name(name: str) -> ParsedBackupName | None:
         taken_at=taken_at,
         seq=int(match["seq"]) if match["seq"] is not None else None,
         suffix="." + match["suffix"].lower(),
+        adopted_set_id=int(match["adopted"]) if match["adopted"] is not None else None,
     )
+
+
+def adopted_file_name(database: str, kind: object, taken_at: datetime, backup_set_id: int) -> str:
+    """The name another job's backup gets in OSS and RDS when it is adopted into the chain.
+
+    Other jobs name files as they like (Ola Hallengren's names contain ``$``), and RDS refuses special
+    characters, so the file is uploaded under ``<stem>_<KIND>_<yyyyMMddHHmmss>_A<backup_set_id>.<suffix>``:
+    deterministic (a retry finds it), distinct from our own names, and traceable to its msdb backup set.
+    """
+    if backup_set_id < 0:
+        raise InvalidNameError(f"backup_set_id {backup_set_id} is negative")
+    name = backup_file_name(database, kind, taken_at)
+    stem, dot, suffix = name.rpartition(".")
+    return f"{stem}_A{backup_set_id}{dot}{suffix}"
+
+
+def path_under(path: str, folder: str) -> str | None:
+    """The part of ``path`` below ``folder`` (with ``/`` separators), or None if it is not below it.
+
+    Windows folders compare case-insensitively and with either separator, as Windows does.
+    """
+    if not folder:
+        return None
+    if is_windows_path(folder):
+        norm_path, norm_folder = path.replace("/", "\\"), folder.replace("/", "\\").rstrip("\\") + "\\"
+        if not norm_path.casefold().startswith(norm_folder.casefold()):
+            return None
+        return norm_path[len(norm_folder) :].replace("\\", "/")
+    norm_folder = folder.rstrip("/") + "/"
+    return path[len(norm_folder) :] if path.startswith(norm_folder) else None
 
 
 def validate_bucket_name(name: str) -> str:

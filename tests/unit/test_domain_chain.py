@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from rds_chain_builders import BASE_LSN, FORK_GUID, Chain, chains, diff, full, guid, log, log_chain
+from rds_chain_builders import BASE_LSN, DB_GUID, FORK_GUID, Chain, chains, diff, full, guid, log, log_chain
 
 from rds_migration.chain import (
     BackupRecord,
@@ -20,6 +20,7 @@ from rds_migration.chain import (
     DiffAfterLogError,
     DiffBaseMismatchError,
     DuplicateBackupError,
+    EmptyLogBackupError,
     LsnGapError,
     MissingFullBackupError,
     NotIncrementalError,
@@ -409,3 +410,108 @@ def test_a_full_offered_after_the_restore_is_not_incremental(chain: Chain):
     )
     with pytest.raises(NotIncrementalError):
         plan_restore(point, [*chain.records, newer])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Empty log backups (an idle database) and recovery forks (the source brought back WITH RECOVERY)
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_empty_log_at_the_restore_point_is_skipped_never_planned():
+    _, point = restored_full()
+    first = log(F + 50, F + 300, n=1)
+    empty = log(F + 300, F + 300, n=2)
+    nxt = log(F + 300, F + 400, n=3)
+    plan = plan_restore(point, [nxt, empty, first])
+    assert plan.steps == [first, nxt]
+    assert [(s.record, s.reason) for s in plan.skipped] == [
+        (empty, "empty (the database was idle): nothing to apply")
+    ]
+    after_first = advance(point, first)
+    with pytest.raises(EmptyLogBackupError, match="never import it"):
+        check_next(after_first, empty)
+
+
+def test_empty_log_beyond_the_restore_point_reveals_a_gap():
+    _, point = restored_full()
+    point = advance(point, log(F + 50, F + 300, n=1))
+    with pytest.raises(LsnGapError, match="too recent"):
+        plan_restore(point, [log(F + 350, F + 350, n=2)])
+
+
+def test_log_spanning_a_fork_continues_when_it_begins_on_the_targets_fork():
+    _, point = restored_full()
+    tail = log(F + 50, F + 300, n=1)
+    point = advance(point, tail)
+    after_recovery = log(
+        F + 300,
+        F + 500,
+        n=2,
+        first_recovery_fork_guid=FORK_GUID,
+        recovery_fork_guid=guid(77),
+        fork_point_lsn=F + 300,
+    )
+    assert after_recovery.spans_fork and after_recovery.first_fork_guid == FORK_GUID
+    point = advance(point, after_recovery)
+    assert point.fork_guid == guid(77)
+    advance(point, log(F + 500, F + 600, n=3, recovery_fork_guid=guid(77)))  # the new fork continues
+
+
+def test_log_recovered_before_the_target_restore_point_is_refused():
+    _, point = restored_full()
+    point = advance(point, log(F + 50, F + 300, n=1))
+    earlier = log(
+        F + 300,
+        F + 500,
+        n=2,
+        first_recovery_fork_guid=FORK_GUID,
+        recovery_fork_guid=guid(77),
+        fork_point_lsn=F + 200,
+    )
+    with pytest.raises(RecoveryForkError, match="discarded"):
+        check_next(point, earlier)
+
+
+def test_log_beginning_on_another_fork_is_refused_naming_both():
+    _, point = restored_full()
+    other = log(
+        F + 50,
+        F + 300,
+        n=1,
+        first_recovery_fork_guid=guid(5),
+        recovery_fork_guid=guid(6),
+        fork_point_lsn=F + 60,
+    )
+    with pytest.raises(RecoveryForkError, match=f"begins on recovery fork {guid(5)}.*{FORK_GUID}"):
+        check_next(point, other)
+
+
+def test_msdb_row_with_fork_stripes_and_set_id():
+    row = {
+        "physical_device_name": "D:\\Backups\\Nightly\\SalesDB_LOG_1.trn",
+        "type": "L",
+        "first_lsn": Decimal(F),
+        "last_lsn": Decimal(F + 10),
+        "checkpoint_lsn": Decimal(F),
+        "backup_set_uuid": guid(1),
+        "database_guid": DB_GUID,
+        "first_recovery_fork_guid": FORK_GUID.upper(),
+        "last_recovery_fork_guid": guid(9),
+        "fork_point_lsn": Decimal(F + 5),
+        "backup_set_id": 42,
+        "family_count": 2,
+    }
+    record = BackupRecord.from_msdb_row(row)
+    assert record.spans_fork and record.fork_point_lsn == F + 5 and record.stripes == 2
+    assert record.backup_set_id == 42 and record.physical_device_name == row["physical_device_name"]
+    assert BackupRecord.from_dict(record.to_dict()) == record
+    legacy = record.to_dict()
+    for name in (
+        "first_recovery_fork_guid",
+        "fork_point_lsn",
+        "physical_device_name",
+        "backup_set_id",
+        "stripes",
+    ):
+        legacy.pop(name)
+    assert BackupRecord.from_dict(legacy).stripes == 1  # ledgers written before these fields still read

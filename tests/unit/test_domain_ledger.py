@@ -86,3 +86,41 @@ def test_restore_point_from_ledger_refuses_a_broken_chain():
         restore_point_from_ledger(entries)
     with pytest.raises(LedgerError, match="no backup record"):
         restore_point_from_ledger([LedgerEntry(event="restored", database="Sales", file_name="x.trn")])
+
+
+def test_the_current_task_comes_from_the_ledger_and_start_over_abandons_it():
+    from rds_migration.ledger import LedgerEntry, LedgerEvent, current_migration_task_id, task_ids_of
+
+    def event(kind, task_id, **kw):
+        return LedgerEntry(event=kind, database="Sales", migrate_task_id=task_id, **kw)
+
+    first = event(LedgerEvent.IMPORT_REQUESTED, "mt-1", backup_type="FULL", file_name="f1.bak")
+    child = event(
+        LedgerEvent.IMPORT_REQUESTED,
+        "mt-1c",
+        backup_type="LOG",
+        file_name="l1.trn",
+        details={"parent_task_id": "mt-1"},
+    )
+    same = event(
+        LedgerEvent.IMPORT_REQUESTED,
+        "mt-1",
+        backup_type="LOG",
+        file_name="l2.trn",
+        details={"parent_task_id": "mt-1"},
+    )
+    assert current_migration_task_id([]) is None
+    assert current_migration_task_id([first, child, same]) == "mt-1"  # a log's answer never replaces the task
+    assert task_ids_of([first, child, same], "mt-1") == ["mt-1", "mt-1c"]
+    abandoned = event(LedgerEvent.MIGRATION_ABANDONED, "mt-1")
+    assert current_migration_task_id([first, child, abandoned]) is None
+    second = event(LedgerEvent.IMPORT_REQUESTED, "mt-2", backup_type="FULL", file_name="f2.bak")
+    rediscovered = event(LedgerEvent.TASK_DISCOVERED, "mt-1")  # the list still shows the abandoned task
+    assert current_migration_task_id([first, abandoned, second, rediscovered]) == "mt-2"
+    legacy = LedgerEntry(
+        event=LedgerEvent.IMPORT_REQUESTED,
+        database="Sales",
+        backup_type="FULL",
+        details={"migrate_task_id": "mt-0"},
+    )
+    assert current_migration_task_id([legacy]) == "mt-0"  # ledgers written before the id had its own field
