@@ -9,6 +9,7 @@ messages (``STATS`` progress) are captured through pymssql's message handler.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import re
 import time
@@ -31,6 +32,8 @@ BACKUP_SQL = {"FULL": "backup_full", "DIFF": "backup_diff", "LOG": "backup_log",
 #: msdb ``backupset.type`` expected for each kind.
 BACKUP_TYPE_CODE = {"FULL": "D", "DIFF": "I", "LOG": "L", "TAIL": "L"}
 USER_ACCESS_MODES = ("RESTRICTED_USER", "SINGLE_USER", "MULTI_USER")
+#: Options :meth:`MigrationMsSqlHook.set_database_option` may set (a fixed allow-list: it goes into the statement).
+DATABASE_OPTIONS = (*USER_ACCESS_MODES, "READ_ONLY", "READ_WRITE")
 #: ``SERVERPROPERTY('EditionID')`` of Standard edition (EngineEdition 2 covers Standard and Web).
 STANDARD_EDITION_ID = -1534726760
 #: DBCC CHECKDB reports consistency problems with numbers in these ranges; they are collected, not raised.
@@ -209,6 +212,14 @@ class DatabaseFacts:
     def has_tde(self) -> bool:
         """True if the database has an encryption key (RDS cannot restore it without the certificate)."""
         return self.tde_encryption_state is not None or self.is_encrypted
+
+    def has_option(self, option: str) -> bool:
+        """True if the database has ``option`` (a user-access mode, READ_ONLY or READ_WRITE) set."""
+        if option == "READ_ONLY":
+            return self.is_read_only
+        if option == "READ_WRITE":
+            return not self.is_read_only
+        return self.user_access_desc == option
 
     @property
     def log_chain_started(self) -> bool:
@@ -672,24 +683,25 @@ class MigrationMsSqlHook(MsSqlHook):
 
     # ---- cutover --------------------------------------------------------------------------------
 
-    def set_user_access(self, database: str, mode: str) -> None:
-        """Set ``RESTRICTED_USER``, ``SINGLE_USER`` or ``MULTI_USER`` WITH ROLLBACK IMMEDIATE.
+    def set_database_option(self, database: str, option: str) -> None:
+        """Set a user-access or updateability option WITH ROLLBACK IMMEDIATE, and confirm it took effect.
 
         :param database: database name.
-        :param mode: one of :data:`USER_ACCESS_MODES`.
+        :param option: one of :data:`DATABASE_OPTIONS` (RESTRICTED_USER, SINGLE_USER, MULTI_USER,
+            READ_ONLY, READ_WRITE).
         """
-        mode = str(mode).upper()
-        if mode not in USER_ACCESS_MODES:
-            raise ValueError(f"user access mode {mode!r} is not one of {', '.join(USER_ACCESS_MODES)}")
-        log.info("Setting %r to %s", database, mode)
-        action = f"setting {database!r} to {mode}"
+        option = str(option).upper()
+        if option not in DATABASE_OPTIONS:
+            raise ValueError(f"database option {option!r} is not one of {', '.join(DATABASE_OPTIONS)}")
+        log.info("Setting %r to %s", database, option)
+        action = f"setting {database!r} to {option}"
         try:
             self._execute(
-                "set_user_access",
+                "set_database_option",
                 {"database": database},
                 action=action,
                 database=database,
-                slots={"USER_ACCESS": mode},
+                slots={"OPTION": option},
                 long_running=True,
             )
         except SqlServerError as error:
@@ -699,9 +711,24 @@ class MigrationMsSqlHook(MsSqlHook):
                 raise
             log.info("%s: other sessions were rolled back (%s)", action, error.server_message)
         facts = self.database_facts(database)
-        if facts is None or facts.user_access_desc != mode:
-            found = facts.user_access_desc if facts else "missing"
+        if facts is None or not facts.has_option(option):
+            found = (
+                f"{facts.user_access_desc}, {'READ_ONLY' if facts.is_read_only else 'READ_WRITE'}"
+                if facts
+                else "missing"
+            )
             raise SqlServerError(0, f"{action} did not take effect: the database is {found}", "")
+
+    def set_user_access(self, database: str, mode: str) -> None:
+        """Set ``RESTRICTED_USER``, ``SINGLE_USER`` or ``MULTI_USER`` WITH ROLLBACK IMMEDIATE.
+
+        :param database: database name.
+        :param mode: one of :data:`USER_ACCESS_MODES`.
+        """
+        mode = str(mode).upper()
+        if mode not in USER_ACCESS_MODES:
+            raise ValueError(f"user access mode {mode!r} is not one of {', '.join(USER_ACCESS_MODES)}")
+        self.set_database_option(database, mode)
 
     def recover_database(self, database: str) -> None:
         """Bring a database left RESTORING (by a tail-log backup) back online: ``RESTORE ... WITH RECOVERY``.
@@ -719,26 +746,99 @@ class MigrationMsSqlHook(MsSqlHook):
 
     # ---- validation -----------------------------------------------------------------------------
 
-    def table_fingerprints(self, database: str) -> dict[tuple[str, str], tuple[int, int | None]]:
-        """Return ``{(schema, table): (row_count, checksum)}`` for every user table of a database.
+    def row_counts(self, database: str) -> dict[tuple[str, str], int]:
+        """Return ``{(schema, table): rows}`` for every user table, from metadata (no data is read).
 
         :param database: database name (source or target).
         """
-        tables = self._rows(
-            "user_tables", {"database": database}, action=f"listing tables of {database!r}", database=database
+        rows = self._rows(
+            "row_counts", {"database": database}, action=f"counting rows of {database!r}", database=database
         )
-        result: dict[tuple[str, str], tuple[int, int | None]] = {}
-        for table in tables:
-            schema, name = str(table["schema_name"]), str(table["table_name"])
+        return {(str(r["schema_name"]), str(r["table_name"])): int(r["row_count"] or 0) for r in rows}
+
+    def restore_proof(self, database: str) -> dict[str, Any]:
+        """What this server restored into ``database`` (msdb restorehistory): the last LSN reached, the
+        number of restores of the current sequence, the backups' and the database's ``database_guid``.
+
+        :param database: database name on this server.
+        """
+        rows = self._rows(
+            "restore_proof",
+            {"database": database},
+            action=f"reading restore history of {database!r}",
+            database=database,
+        )
+        row = rows[0] if rows else {}
+        return {
+            "restored_through_lsn": row.get("restored_through_lsn"),
+            "restores": int(row.get("restores") or 0),
+            "backup_database_guid": str(row.get("backup_database_guid") or "").strip("{}").lower() or None,
+            "database_guid": str(row.get("database_guid") or "").strip("{}").lower() or None,
+        }
+
+    def log_since_last_backup(self, database: str) -> int | None:
+        """Bytes of log written since the last log backup (``sys.dm_db_log_stats``, SQL Server 2016 SP2+);
+        None where the server cannot tell.
+
+        :param database: database name.
+        """
+        try:
             rows = self._rows(
-                "table_fingerprint",
-                {"database": database, "schema": schema, "table": name},
-                action=f"fingerprinting {database!r}.{schema!r}.{name!r}",
+                "log_since_backup",
+                {"database": database},
+                action=f"reading log stats of {database!r}",
                 database=database,
-                long_running=True,
             )
-            if not rows:
-                raise SqlServerError(0, f"fingerprint of {database!r}.{schema!r}.{name!r} returned no row")
-            checksum = rows[0].get("checksum")
-            result[(schema, name)] = (int(rows[0]["row_count"]), None if checksum is None else int(checksum))
-        return result
+        except SqlServerError as error:
+            if error.number in (195, 208, 4121):  # not a recognised function (before 2016 SP2)
+                return None
+            raise
+        return int(rows[0]["log_bytes"]) if rows and rows[0].get("log_bytes") is not None else None
+
+    def table_digest(self, database: str, schema: str, table: str, *, batch: int = 5000) -> tuple[int, str]:
+        """Return ``(rows, digest)`` over every row's content, in any order (deep validation).
+
+        Each row is hashed (SHA-256 of its values with their types, text/ntext/image/xml included) and the
+        hashes are summed modulo 2**256: the result does not depend on row order, and unlike
+        CHECKSUM_AGG two identical rows do not cancel each other out. Rows stream in batches.
+
+        :param database: database name (source or target).
+        :param schema: schema name.
+        :param table: table name.
+        """
+        action = f"reading every row of {database!r}.{schema!r}.{table!r}"
+        sql = load_sql("table_rows")
+        total, count = 0, 0
+        try:
+            with self._session(no_timeout=True) as conn:
+                cursor = conn.cursor()
+                cursor.execute(sql, {"database": database, "schema": schema, "table": table})
+                while True:
+                    chunk = cursor.fetchmany(batch)
+                    if not chunk:
+                        break
+                    for row in chunk:
+                        total = (total + _row_hash(row)) % (1 << 256)
+                        count += 1
+        except pymssql.Error as e:
+            raise map_error(e, action, database) from e
+        return count, f"{total:064x}"
+
+
+def _row_hash(row: tuple[Any, ...]) -> int:
+    """SHA-256 of one row: each value with its type, so 1 and '1' or NULL and '' differ."""
+    digest = hashlib.sha256()
+    for value in row:
+        if isinstance(value, bytes | bytearray):
+            data = b"b" + bytes(value)
+        elif value is None:
+            data = b"n"
+        elif isinstance(value, datetime):
+            data = b"t" + value.isoformat().encode()
+        elif isinstance(value, Decimal):
+            data = b"d" + str(value.normalize()).encode()
+        else:
+            data = type(value).__name__[:1].encode() + str(value).encode("utf-8")
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return int.from_bytes(digest.digest(), "big")

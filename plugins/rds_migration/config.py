@@ -84,9 +84,11 @@ class TargetSettings(_Section):
         max_length=128,
         description="Database name on RDS; defaults to source.database.",
     )
-    mssql_conn_id: str | None = Field(
-        default=None,
-        description="Optional TDS connection to the RDS instance (validation, MULTI_USER after open).",
+    mssql_conn_id: str = Field(
+        min_length=1,
+        description="Airflow connection (mssql) to the RDS instance over TDS, with an account created in the "
+        "RDS console: the cutover validates the data through it and then lets applications in "
+        "(READ_WRITE, MULTI_USER).",
     )
 
     @field_validator("instance_id")
@@ -205,6 +207,17 @@ class LogShippingSettings(_Section):
         return value
 
 
+class NotifierSettings(_Section):
+    """One Airflow notifier (any ``BaseNotifier`` subclass, e.g. a provider's Slack or SMTP notifier)."""
+
+    class_: str = Field(
+        alias="class",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$",
+        description="Dotted path of the notifier class, e.g. airflow.providers.slack.notifications.slack.SlackNotifier.",
+    )
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="Arguments of the notifier class.")
+
+
 class MigrationSpec(_Section):
     """One database migration, fully resolved (defaults merged, derived values filled in)."""
 
@@ -226,7 +239,37 @@ class MigrationSpec(_Section):
         default="auto", description="Backup compression: auto decides from the source edition."
     )
     approval_timeout_hours: float = Field(
-        default=24, gt=0, description="How long the cutover approval waits."
+        default=24,
+        gt=0,
+        description="How long the cutover approval waits; without an answer the task fails (and notifies): "
+        "nothing on the source changes.",
+    )
+    approvers: list[str] = Field(
+        default_factory=list,
+        description="Airflow user ids allowed to approve the cutover (assigned_users); empty: any user with "
+        "access to the DAG.",
+    )
+    max_freeze_minutes: float = Field(
+        default=30,
+        gt=0,
+        le=24 * 60,
+        description="If the open has not been requested this long after the source was frozen, the cutover "
+        "rolls back by itself (the source becomes writable again, nothing is lost).",
+    )
+    open_timeout_minutes: float = Field(
+        default=60,
+        gt=0,
+        description="How long the open on RDS may take (SyncExecuteDBCheck runs DBCC CHECKDB first: give it time).",
+    )
+    validation: Literal["counts", "deep"] = Field(
+        default="counts",
+        description="counts: prove completeness by LSN and compare row counts from metadata (O(tables), seconds). "
+        "deep: also compare every row's content on both sides (O(data): the approval shows its cost).",
+    )
+    notify: list[NotifierSettings] = Field(
+        default_factory=list,
+        description="Airflow notifiers told when the approval is needed, when a task fails and when the "
+        "cutover rolls back; a log-only notifier is always there.",
     )
     deferrable: bool = Field(
         default=True,

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 GOOD_DEFAULTS = """
 defaults:
-  target: {rds_conn_id: rds, instance_id: rm-bp1abc, region: cn-shanghai}
+  target: {rds_conn_id: rds, instance_id: rm-bp1abc, region: cn-shanghai, mssql_conn_id: rds_tds}
   oss: {oss_conn_id: oss, bucket: my-bucket}
 """
 ENTRY = """

@@ -19,7 +19,7 @@ def steps():
     spec = MigrationSpec(
         name="sales",
         source={"mssql_conn_id": "src", "database": "Sales DB"},
-        target={"rds_conn_id": "rds", "instance_id": "rm-1", "region": "cn-hangzhou"},
+        target={"rds_conn_id": "rds", "instance_id": "rm-1", "region": "cn-hangzhou", "mssql_conn_id": "t"},
         oss={"oss_conn_id": "oss", "bucket": "mig-bucket", "prefix": "prod/sales/"},
         backup_folder={"server_path": "D:\\Backups\\Sales", "worker_path": "/mnt/sales"},
     )
