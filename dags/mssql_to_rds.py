@@ -19,15 +19,14 @@ from airflow.sdk.exceptions import AirflowFailException
 from operators.backup import BackupOperator, UploadBackupOperator
 from operators.cutover import (
     CutoverApprovalOperator,
-    FingerprintOperator,
-    FreezeSourceOperator,
+    CutoverOperator,
     OpenDatabaseOperator,
+    ReleaseTargetOperator,
     RollbackOperator,
-    TargetUserAccessOperator,
 )
+from operators.notify import notifiers_for
 from operators.preflight import PreflightOperator
 from operators.rds_import import (
-    ApplyPendingOperator,
     ChooseStartOperator,
     CreateMigrationTaskOperator,
     WaitRestoredOperator,
@@ -45,15 +44,10 @@ CONFIG_DIR = Path(
 )
 DAG_PREFIX = "mssql_to_rds__"
 START_DATE = datetime(2026, 1, 1)
-# Tasks after the freeze and up to the open: if one fails, the source is rolled back.
-ROLLBACK_WATCHED = [
-    "freeze_source",
-    "fingerprint_source",
-    "tail_log_backup",
-    "upload_tail",
-    "apply_tail",
-    "open_database",
-]
+# The downtime window: freeze -> tail -> import (cutover), then the open. If one fails, the rollback task
+# decides (it never gives the source back once RDS is opening the database).
+ROLLBACK_WATCHED = ["cutover", "open_database"]
+CUTOVER_TASKS = ["approve_cutover", "catch_up", *ROLLBACK_WATCHED, "validate", "release_target", "rollback"]
 
 
 def migration_dag_id(entry: str) -> str:
@@ -65,7 +59,12 @@ def log_shipping_dag_id(entry: str) -> str:
 
 
 def _default_args(spec: MigrationSpec) -> dict:
-    return {"owner": spec.owner, "retries": spec.retries, "retry_delay": timedelta(minutes=1)}
+    return {
+        "owner": spec.owner,
+        "retries": spec.retries,
+        "retry_delay": timedelta(minutes=1),
+        "on_failure_callback": notifiers_for(spec, "migration task failed"),
+    }
 
 
 def _doc(spec: MigrationSpec) -> str:
@@ -125,35 +124,32 @@ def build_migration_dag(spec: MigrationSpec) -> DAG:
             **chain,
             **files,
         )
-        approve = CutoverApprovalOperator(task_id="approve_cutover", migration=spec)
-        with TaskGroup("cutover", prefix_group_id=False):
-            freeze = FreezeSourceOperator(task_id="freeze_source", **common, **chain)
-            fingerprint = FingerprintOperator(task_id="fingerprint_source", side="source", **common)
-            tail = BackupOperator(task_id="tail_log_backup", kind="TAIL", **common, **chain)
-            upload_tail = UploadBackupOperator(
-                task_id="upload_tail", backup_task_id="tail_log_backup", **common, **files
-            )
-            apply_tail = ApplyPendingOperator(task_id="apply_tail", **common, **chain, **files)
+        approve = CutoverApprovalOperator(
+            task_id="approve_cutover",
+            migration=spec,
+            notifiers=notifiers_for(spec, "cutover approval needed"),
+        )
+        with TaskGroup("cutover_window", prefix_group_id=False):
+            catch_up = ShipLogsOperator(task_id="catch_up", mode="catch_up", **common, **chain, **files)
+            cutover = CutoverOperator(task_id="cutover", retries=0, **common, **chain, **files)
             open_db = OpenDatabaseOperator(task_id="open_database", **common)
-            multi_user = TargetUserAccessOperator(task_id="target_multi_user", **common)
-            validate = ValidateOperator(
-                task_id="validate", source_fingerprint_task_id="fingerprint_source", **common
-            )
-            freeze >> fingerprint >> tail >> upload_tail >> apply_tail >> open_db >> multi_user >> validate
+            validate = ValidateOperator(task_id="validate", cutover_task_id="cutover", **common)
+            release = ReleaseTargetOperator(task_id="release_target", **common)
+            catch_up >> cutover >> open_db >> validate >> release
         rollback = RollbackOperator(
-            task_id="rollback", trigger_rule=TriggerRule.ONE_FAILED, retries=5, **common
+            task_id="rollback",
+            trigger_rule=TriggerRule.ONE_FAILED,
+            retries=5,
+            on_success_callback=notifiers_for(spec, "cutover rolled back: the source is writable again"),
+            **common,
         )
         report = ReportOperator(
-            task_id="report",
-            task_ids=["approve_cutover", *ROLLBACK_WATCHED, "target_multi_user", "validate", "rollback"],
-            trigger_rule=TriggerRule.ALL_DONE,
-            **common,
-            **files,
+            task_id="report", task_ids=CUTOVER_TASKS, trigger_rule=TriggerRule.ALL_DONE, **common, **files
         )
         preflight >> choose >> [full, resume]
-        [restored, resume] >> ship >> approve >> freeze
-        [freeze, fingerprint, tail, upload_tail, apply_tail, open_db] >> rollback
-        [validate, rollback] >> report
+        [restored, resume] >> ship >> approve >> catch_up
+        [cutover, open_db] >> rollback
+        [release, rollback] >> report
     return dag
 
 

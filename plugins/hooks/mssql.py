@@ -28,9 +28,9 @@ from rds_migration.chain import BackupRecord
 log = logging.getLogger(__name__)
 
 #: Backup kinds and the statement file each one runs.
-BACKUP_SQL = {"FULL": "backup_full", "DIFF": "backup_diff", "LOG": "backup_log", "TAIL": "backup_tail_log"}
+BACKUP_SQL = {"FULL": "backup_full", "DIFF": "backup_diff", "LOG": "backup_log"}
 #: msdb ``backupset.type`` expected for each kind.
-BACKUP_TYPE_CODE = {"FULL": "D", "DIFF": "I", "LOG": "L", "TAIL": "L"}
+BACKUP_TYPE_CODE = {"FULL": "D", "DIFF": "I", "LOG": "L"}
 USER_ACCESS_MODES = ("RESTRICTED_USER", "SINGLE_USER", "MULTI_USER")
 #: Options :meth:`MigrationMsSqlHook.set_database_option` may set (a fixed allow-list: it goes into the statement).
 DATABASE_OPTIONS = (*USER_ACCESS_MODES, "READ_ONLY", "READ_WRITE")
@@ -615,8 +615,7 @@ class MigrationMsSqlHook(MsSqlHook):
         Callers that may retry should call :meth:`find_backup` first.
 
         :param database: database name.
-        :param kind: ``FULL``, ``DIFF``, ``LOG`` or ``TAIL`` (log backup WITH NORECOVERY: the database is
-            left RESTORING; freeze it first).
+        :param kind: ``FULL``, ``DIFF`` or ``LOG``.
         :param server_path: target file as the SQL Server host sees it (overwritten: WITH INIT, FORMAT).
         :param backup_name: backup set name (``NAME =``), at most 128 characters.
         :param compression: write a compressed backup (see :attr:`ServerFacts.can_compress_backups`).
@@ -795,7 +794,9 @@ class MigrationMsSqlHook(MsSqlHook):
             raise
         return int(rows[0]["log_bytes"]) if rows and rows[0].get("log_bytes") is not None else None
 
-    def table_digest(self, database: str, schema: str, table: str, *, batch: int = 5000) -> tuple[int, str]:
+    def table_digest(
+        self, database: str, schema: str, table: str, *, batch: int = 5000, max_seconds: float | None = None
+    ) -> tuple[int, str]:
         """Return ``(rows, digest)`` over every row's content, in any order (deep validation).
 
         Each row is hashed (SHA-256 of its values with their types, text/ntext/image/xml included) and the
@@ -805,7 +806,10 @@ class MigrationMsSqlHook(MsSqlHook):
         :param database: database name (source or target).
         :param schema: schema name.
         :param table: table name.
+        :param max_seconds: stop after this long (a sample, to measure the scan rate); the digest then
+            covers only the rows read.
         """
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
         action = f"reading every row of {database!r}.{schema!r}.{table!r}"
         sql = load_sql("table_rows")
         total, count = 0, 0
@@ -820,6 +824,8 @@ class MigrationMsSqlHook(MsSqlHook):
                     for row in chunk:
                         total = (total + _row_hash(row)) % (1 << 256)
                         count += 1
+                    if deadline is not None and time.monotonic() > deadline:
+                        break
         except pymssql.Error as e:
             raise map_error(e, action, database) from e
         return count, f"{total:064x}"

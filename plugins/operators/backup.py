@@ -15,8 +15,8 @@ class BackupOperator(MigrationOperator):
     The file name derives from the DAG run, so a retried task finds its own backup in msdb and does
     not take a second one.
 
-    :param kind: ``FULL`` (starts the migration) or ``TAIL`` (last log backup WITH NORECOVERY,
-        leaving the source RESTORING so no write can follow it).
+    :param kind: ``FULL`` (starts the migration). Log backups are taken by the log-shipping and cutover
+        tasks themselves.
     """
 
     template_fields = ("kind",)
@@ -27,16 +27,11 @@ class BackupOperator(MigrationOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         kind = self.kind.upper()
-        if kind not in ("FULL", "TAIL"):
+        if kind != "FULL":
             raise ValueError(
-                f"BackupOperator kind {self.kind!r}: use FULL or TAIL (log backups ship in ship_logs)"
+                f"BackupOperator kind {self.kind!r}: use FULL (log backups ship in ship_logs and cutover)"
             )
-        run_after = context["dag_run"].run_after
-        name = (
-            self.steps.full_backup_name(run_after)
-            if kind == "FULL"
-            else self.steps.tail_backup_name(run_after)
-        )
+        name = self.steps.full_backup_name(context["dag_run"].run_after)
         started = time.monotonic()
         last_logged = [0.0]
 

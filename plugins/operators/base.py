@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Generator, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
+from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -75,6 +77,7 @@ class MigrationOperator(BaseOperator):
                 f"{self.steps.instance_id}: run the migration DAG's full branch first."
             )
         while True:
+            self.on_chain_step()
             entries = self.steps.read_ledger()
             state = self.steps.chain_state(migrate_task_id, entries)
             self._fail_on_rds_failures(state)
@@ -91,6 +94,8 @@ class MigrationOperator(BaseOperator):
                 # Caught before anything is uploaded: nothing changes while someone decides.
                 raise AirflowFailException(self.steps.explain_blocked(state))
             if state.pending:
+                if not self.uses_cutover_reserve and self._hold_for_quota(state, entries, loop):
+                    continue
                 item = state.pending[0]
                 self.log.info("Shipping %s", item.label)
                 self.steps.upload(item)
@@ -100,6 +105,42 @@ class MigrationOperator(BaseOperator):
             result = self.chain_is_current(context, state, loop)
             if result is not CONTINUE_CHAIN:
                 return result
+
+    #: Only the cutover may spend the imports kept in reserve for it (the tail, and one retry).
+    uses_cutover_reserve = False
+
+    def _hold_for_quota(self, state: ChainState, entries: list[Any], loop: dict[str, Any]) -> bool:
+        """Before an import: never spend the cutover's reserve. Without a free import, catch up with one
+        differential when the planner says it fits better (nothing applied on top of the full yet), else
+        wait for the next free slot. Returns True when it did one of those instead of importing."""
+        budget = self.steps.quota_budget(entries, state.migrate_task_id)
+        if budget.spendable >= 1:
+            return False
+        decision = self.steps.plan_shipment(state, entries, interval=timedelta(0), budget=budget)
+        if decision.action == "differential":
+            self.log.warning("Import quota: %s", decision.reason)
+            self.steps.take_backup("DIFF", self.steps.next_backup_name("DIFF"))
+            return True
+        self.log.info("Import quota: %s", budget.describe())
+        self.wait_until(budget.next_free_slot(), loop)
+        return True
+
+    def wait_until(self, moment: datetime, loop: dict[str, Any]) -> None:
+        """Pause until ``moment``: defer (resuming in :meth:`resume_after_wait`), or sleep when blocking."""
+        if self.deferrable:
+            self.defer(
+                trigger=DateTimeTrigger(moment),
+                method_name="resume_after_wait",
+                kwargs={"loop": loop},
+            )
+        time.sleep(max(0.0, (moment - datetime.now(UTC)).total_seconds()))
+
+    def resume_after_wait(self, context: Any, event: Any = None, loop: dict[str, Any] | None = None) -> Any:
+        """Trigger callback after :meth:`wait_until`: look at the chain again."""
+        return self.drive_chain(context, loop or {})
+
+    def on_chain_step(self) -> None:
+        """Called before each pass of :meth:`drive_chain` (the cutover checks its freeze window here)."""
 
     def chain_is_current(self, context: Any, state: ChainState, loop: dict[str, Any]) -> Any:
         """Called when RDS has restored everything we took. Return a result, or ``CONTINUE_CHAIN``."""

@@ -131,16 +131,3 @@ class WaitRestoredOperator(MigrationOperator):
 
     def _restore_recorded(self, file_name: str) -> bool:
         return any(e.event == "restored" and e.file_name == file_name for e in self.steps.read_ledger())
-
-
-class ApplyPendingOperator(MigrationOperator):
-    """Upload and import, in LSN order, every backup msdb has and RDS lacks; wait until restored.
-
-    Used at cutover to apply the tail-log backup together with any log a failed run left behind.
-    """
-
-    def execute(self, context: Any) -> Any:
-        result = self.drive_chain(context)
-        if not result.get("restore_point"):
-            raise AirflowFailException("RDS reports no restored file for this migration task.")
-        return result

@@ -89,7 +89,7 @@ def phase_rows(entries: list[LedgerEntry]) -> list[tuple[str, datetime, datetime
     candidates = [
         ("full backup, upload and restore", full, full_restored),
         ("log shipping", first_log, last_restored_before_freeze),
-        ("cutover: freeze to open request (downtime)", frozen, opened),
+        ("cutover: freeze to database open (downtime)", frozen, opened),
         ("validation", opened, validated),
     ]
     rows = [
@@ -98,6 +98,52 @@ def phase_rows(entries: list[LedgerEntry]) -> list[tuple[str, datetime, datetime
     if decided is not None:
         rows.append((f"approval ({decided.event.value})", decided.at, decided.at))
     return sorted(rows, key=lambda row: row[1])
+
+
+def downtime_split(entries: list[LedgerEntry], run_id: str | None = None) -> dict[str, float] | None:
+    """Freeze → open of one run (the last one by default), split into work and orchestration (seconds).
+
+    Work is the time spent inside SQL Server (freeze, tail-log backup), the upload, and waiting for RDS
+    (restoring the tail, opening the database); orchestration is the rest: Airflow hand-offs and the
+    package's own bookkeeping. None until a run both froze the source and opened the database.
+    """
+    ordered = sorted(entries, key=lambda e: e.at)
+
+    def last(event: LedgerEvent, **match: Any) -> LedgerEntry | None:
+        return next(
+            (
+                e
+                for e in reversed(ordered)
+                if e.event == event
+                and (run_id is None or e.run_id == run_id)
+                and all(getattr(e, k) == v for k, v in match.items())
+            ),
+            None,
+        )
+
+    opened = last(LedgerEvent.OPENED)
+    if opened is None:
+        return None
+    run_id = run_id or opened.run_id
+    frozen, timings = last(LedgerEvent.SOURCE_FROZEN), last(LedgerEvent.CUTOVER_TIMINGS)
+    if frozen is None or timings is None:
+        return None
+    tail = timings.file_name
+    uploaded = next((e for e in ordered if e.event == LedgerEvent.UPLOADED and e.file_name == tail), None)
+    requested = next(
+        (e for e in ordered if e.event == LedgerEvent.IMPORT_REQUESTED and e.file_name == tail), None
+    )
+    restored = next((e for e in ordered if e.event == LedgerEvent.RESTORED and e.file_name == tail), None)
+    parts = {
+        "freeze": float(timings.details.get("freeze_s", 0)),
+        "tail_backup": float(timings.details.get("tail_backup_s", 0)),
+        "upload": float(uploaded.details.get("seconds", 0)) if uploaded else 0.0,
+        "rds_restore_wait": (restored.at - requested.at).total_seconds() if requested and restored else 0.0,
+        "rds_open_wait": float(opened.details.get("open_s", 0)),
+    }
+    window = (opened.at - frozen.at).total_seconds()
+    work = sum(parts.values())
+    return {"window": window, "work": work, "orchestration": window - work, **parts}
 
 
 def render_report(
@@ -139,6 +185,24 @@ def render_report(
     )
 
 
+def describe_outcome(states: dict[str, str]) -> str:
+    """One sentence for the run, from the states of the cutover tasks."""
+    if states.get("release_target") == "success":
+        return "migrated and validated: the target holds the same data, applications may use it"
+    if states.get("validate") == "failed":
+        return "validation failed: both sides left as they are (see the validate task's log for what to do)"
+    if states.get("rollback") == "success":
+        failed = next((t for t in ("cutover", "open_database") if states.get(t) == "failed"), "the cutover")
+        return f"cutover failed at {failed}; the source was given back to the applications, nothing lost"
+    if states.get("rollback") == "failed":
+        return "cutover failed and the source was NOT rolled back (see the rollback task's log)"
+    if states.get("open_database") == "success":
+        return "database opened on RDS; validation did not complete"
+    if states.get("approve_cutover") == "failed":
+        return "the approval timed out: nothing changed on the source"
+    return "cutover not approved: nothing changed on the source"
+
+
 class ReportOperator(MigrationOperator):
     """Write the run's report (HTML) next to the backups and in OSS; return the summary.
 
@@ -158,18 +222,10 @@ class ReportOperator(MigrationOperator):
         dag_run = context["dag_run"]
         states = task_states(context, self.task_ids)
         failed = [t for t, s in states.items() if s in ("failed", "upstream_failed")]
-        opened = states.get("open_database") == "success"
-        validated = states.get("validate") == "success"
-        if failed:
-            outcome = f"cutover failed at {failed[0]}; rollback: {states.get('rollback', 'none')}"
-        elif validated:
-            outcome = "migrated and validated: the target holds the same data as the source"
-        elif opened:
-            outcome = "database opened on RDS; validation did not run"
-        else:
-            outcome = "cutover not approved: nothing changed on the source"
+        outcome = describe_outcome(states)
         entries = self.steps.read_ledger()
         validation = context["ti"].xcom_pull(task_ids="validate") or {}
+        split = downtime_split(entries, dag_run.run_id)
         summary = {
             "database": self.steps.database,
             "target": f"{self.steps.instance_id} / {self.steps.target_database}",
@@ -177,9 +233,19 @@ class ReportOperator(MigrationOperator):
             "outcome": outcome,
             "files": len({e.file_name for e in entries if e.event == LedgerEvent.BACKUP_TAKEN}),
             "bytes_shipped": sum(e.size_bytes or 0 for e in entries if e.event == LedgerEvent.UPLOADED),
+            "validation": validation.get("mode"),
             "tables_validated": validation.get("tables"),
             "rows_validated": validation.get("rows"),
+            "restored_through_lsn": (validation.get("proof") or {}).get("rds_restored_through_lsn"),
+            "downtime_s": round(split["window"], 1) if split else None,
+            "downtime_work_s": round(split["work"], 1) if split else None,
+            "downtime_orchestration_s": round(split["orchestration"], 1) if split else None,
         }
+        try:
+            migrate_task_id = self.steps.find_migration_task_id(entries)
+            summary["import_quota"] = self.steps.quota_budget(entries, migrate_task_id).describe()
+        except Exception as error:  # noqa: BLE001 - the report is written whatever RDS answers
+            summary["import_quota"] = f"unknown ({error})"
         page = render_report(
             f"Migration of {self.steps.database} to ApsaraDB RDS",
             outcome,

@@ -43,6 +43,7 @@ from rds_migration.naming import (
     validate_key_prefix,
     worker_backup_path,
 )
+from rds_migration.quota import Budget, QuotaLimits, ShippingDecision, budget_at, plan_next_shipment
 from rds_migration.shipping import (
     ADOPTED,
     COPIED,
@@ -309,9 +310,12 @@ class MigrationSteps:
     def next_log_name(self, cycle: int) -> str:
         """A name no backup in msdb has yet: two runs whose cycle 1 starts in the same second must not
         share a file (``take_backup`` would return the older backup instead of taking a new one)."""
-        seq = cycle
+        return self.next_backup_name("LOG", cycle)
+
+    def next_backup_name(self, kind: str, seq: int = 1) -> str:
+        """A new file name for a LOG or DIFF backup taken now (see :meth:`next_log_name`)."""
         while True:
-            name = backup_file_name(self.database, BackupType.LOG, datetime.now(UTC), seq=seq)
+            name = backup_file_name(self.database, kind, datetime.now(UTC), seq=seq)
             if self.source.find_backup(self.database, self.server_path(name)) is None:
                 return name
             seq += 1
@@ -607,28 +611,155 @@ class MigrationSteps:
     # Cutover helpers
     # ----------------------------------------------------------------------------------------------
 
-    def freeze_source(self) -> str:
+    def frozen_at(self, entries: list[LedgerEntry], run_id: str) -> datetime | None:
+        """When this run froze the source (None: not frozen by this run)."""
+        times = [e.at for e in entries if e.event is LedgerEvent.SOURCE_FROZEN and e.run_id == run_id]
+        return max(times) if times else None
+
+    def freeze_source(self, entries: list[LedgerEntry], run_id: str) -> str:
+        """Stop every writer, privileged ones included (S2): RESTRICTED_USER, then READ_ONLY, each
+        WITH ROLLBACK IMMEDIATE. RESTRICTED_USER alone lets db_owner, dbcreator and sysadmin sessions
+        back in; READ_ONLY refuses their writes too (error 3906), and the log backup that follows is the
+        last one: nothing can be written after it. The state before is recorded first, so the rollback
+        restores exactly it, and so does the release of the target (both options travel with the log).
+        """
         facts = self.source.database_facts(self.database)
         if facts is None:
             raise LookupError(f"source database {self.database!r} not found")
-        if facts.user_access_desc == "RESTRICTED_USER" or facts.state_desc == "RESTORING":
-            return "already frozen"
-        self.source.set_user_access(self.database, "RESTRICTED_USER")
-        self.record_ledger("source_frozen")
-        return "frozen"
+        if self.frozen_at(entries, run_id) is None:
+            if facts.is_read_only or facts.user_access_desc != "MULTI_USER" or facts.state_desc != "ONLINE":
+                raise ValueError(
+                    f"The source database is {facts.state_desc}, {facts.user_access_desc}, "
+                    f"{'READ_ONLY' if facts.is_read_only else 'READ_WRITE'} before the freeze: another cutover "
+                    "or an administrator changed it. Put it back ONLINE, MULTI_USER, READ_WRITE (or finish the "
+                    "other cutover) and approve again."
+                )
+            self.record_ledger(
+                "source_frozen", user_access=facts.user_access_desc, read_only=facts.is_read_only
+            )
+        if facts.user_access_desc != "RESTRICTED_USER":
+            self.source.set_database_option(self.database, "RESTRICTED_USER")
+        if not facts.is_read_only:
+            self.source.set_database_option(self.database, "READ_ONLY")
+        return "frozen: RESTRICTED_USER, READ_ONLY"
 
-    def roll_back_source(self) -> list[str]:
-        """Bring the source back to normal service after a failed cutover; report what was done."""
+    def state_before_freeze(self, entries: list[LedgerEntry]) -> tuple[str, bool]:
+        """(user access, read only) the source had when the last cutover froze it."""
+        frozen = [e for e in entries if e.event is LedgerEvent.SOURCE_FROZEN]
+        if not frozen:
+            return "MULTI_USER", False
+        details = frozen[-1].details
+        return str(details.get("user_access") or "MULTI_USER"), bool(details.get("read_only", False))
+
+    def roll_back_source(self, entries: list[LedgerEntry]) -> list[str]:
+        """Give the source back to the applications after a failed cutover; report what was done.
+
+        The freeze is undone by the same ALTER DATABASE rights it needed (no RESTORE, no new recovery
+        fork): the log chain simply continues, and a later cutover can follow. A source left RESTORING
+        by a NORECOVERY tail (taken by hand, or by an older version of this package) is recovered first.
+        """
         done: list[str] = []
         facts = self.source.database_facts(self.database)
         if facts is None:
             raise LookupError(f"source database {self.database!r} not found")
         if facts.state_desc == "RESTORING":
             self.source.recover_database(self.database)
-            done.append("RESTORE DATABASE ... WITH RECOVERY (source back online)")
+            done.append("RESTORE DATABASE ... WITH RECOVERY (source back online; a new recovery fork starts)")
             facts = self.source.database_facts(self.database)
-        if facts is not None and facts.user_access_desc != "MULTI_USER":
-            self.source.set_user_access(self.database, "MULTI_USER")
-            done.append("SET MULTI_USER (writes allowed again)")
+        access, read_only = self.state_before_freeze(entries)
+        if facts is not None and facts.is_read_only and not read_only:
+            self.source.set_database_option(self.database, "READ_WRITE")
+            done.append("SET READ_WRITE (writes allowed again)")
+        if facts is not None and facts.user_access_desc != access:
+            self.source.set_database_option(self.database, access)
+            done.append(f"SET {access} (applications may connect again)")
         self.record_ledger("rolled_back", actions=done)
         return done
+
+    def release_target(self, entries: list[LedgerEntry]) -> list[str]:
+        """Let applications in on the target: undo the freeze state that travelled in with the log."""
+        hook = self.target_sql
+        facts = hook.database_facts(self.target_database)
+        if facts is None:
+            raise LookupError(f"target database {self.target_database!r} is not visible on the RDS instance")
+        access, read_only = self.state_before_freeze(entries)
+        done = []
+        if facts.is_read_only and not read_only:
+            hook.set_database_option(self.target_database, "READ_WRITE")
+            done.append("SET READ_WRITE")
+        if facts.user_access_desc != access:
+            hook.set_database_option(self.target_database, access)
+            done.append(f"SET {access}")
+        self.record_ledger("target_released", actions=done)
+        return done
+
+    # ----------------------------------------------------------------------------------------------
+    # Import quota
+    # ----------------------------------------------------------------------------------------------
+
+    @property
+    def quota_limits(self) -> QuotaLimits:
+        quota = self.spec.import_quota
+        return QuotaLimits(
+            per_database=quota.per_database,
+            per_instance=quota.per_instance,
+            window=timedelta(hours=quota.window_hours),
+            cutover_reserve=quota.cutover_reserve,
+        )
+
+    def plan_shipment(
+        self, state: ChainState, entries: list[LedgerEntry], *, interval: timedelta
+    ) -> ShippingDecision:
+        """When the next import may happen without touching the cutover's reserve (see rds_migration.quota)."""
+        head = state.chain_head
+        return plan_next_shipment(
+            self.quota_budget(entries, state.migrate_task_id),
+            interval=interval,
+            last_import_at=None,
+            pending_files=len(state.pending),
+            logs_applied=head.logs_applied if head else 0,
+        )
+
+    def quota_budget(self, entries: list[LedgerEntry], migrate_task_id: str | None) -> Budget:
+        """The import budget now, counted from this migration's ledger and from RDS.
+
+        This database: every import RDS lists for our task ids (the parent may be older than the week
+        DescribeMigrateTasks covers) and for other tasks of the same database name it still lists, plus
+        requests the ledger has and RDS does not list (an ambiguous failure may still count). The rest
+        of the instance: the files of every other database's listed task.
+        """
+        now = datetime.now(UTC)
+        ours: dict[str, list[datetime]] = {}
+        our_ids: set[str] = set()
+        if migrate_task_id is not None:
+            our_ids = set(task_ids_of(entries, migrate_task_id))
+            for f in self.listed_files(migrate_task_id, entries):
+                if f.created is not None:
+                    ours.setdefault(f.name, []).append(f.created)
+        others: list[datetime] = []
+        for task in self.rds.list_migration_tasks(self.instance_id):
+            if task.migrate_task_id in our_ids:
+                continue
+            files = self.rds.get_file_states(self.instance_id, task.migrate_task_id)
+            times = [f.create_time for f in files if f.create_time is not None]
+            if task.db_name == self.target_database:
+                for f in files:
+                    if f.create_time is not None:
+                        ours.setdefault(re.split(r"[\\/]", f.file_name)[-1], []).append(f.create_time)
+            else:
+                others.extend(times)
+        requested: dict[str, list[datetime]] = {}
+        for e in entries:
+            if e.event is LedgerEvent.IMPORT_REQUESTED and e.file_name:
+                requested.setdefault(e.file_name, []).append(e.at)
+        database_times: list[datetime] = []
+        for name in set(ours) | set(requested):
+            listed, asked = ours.get(name, []), requested.get(name, [])
+            database_times.extend(listed if len(listed) >= len(asked) else asked)
+        return budget_at(
+            now,
+            [_aware(t) for t in database_times],
+            [_aware(t) for t in others],
+            limits=self.quota_limits,
+            database=self.target_database,
+        )

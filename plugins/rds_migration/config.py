@@ -207,6 +207,28 @@ class LogShippingSettings(_Section):
         return value
 
 
+class ImportQuotaSettings(_Section):
+    """RDS's import quotas (real-world.md R2) and the imports kept for the cutover."""
+
+    per_database: int = Field(default=20, gt=1, description="Imports RDS accepts per database per day.")
+    per_instance: int = Field(default=500, gt=1, description="Imports RDS accepts per instance per day.")
+    cutover_reserve: int = Field(
+        default=2, ge=1, description="Imports log shipping never spends: the tail-log import and one retry."
+    )
+    window_hours: float = Field(
+        default=24, gt=0, description="The span the limits count over (a day; change only if Alibaba does)."
+    )
+
+    @model_validator(mode="after")
+    def _reserve_below_limits(self) -> ImportQuotaSettings:
+        if self.cutover_reserve >= min(self.per_database, self.per_instance):
+            raise ValueError(
+                f"cutover_reserve ({self.cutover_reserve}) must be below per_database ({self.per_database}) "
+                f"and per_instance ({self.per_instance}): log shipping would have no import left"
+            )
+        return self
+
+
 class NotifierSettings(_Section):
     """One Airflow notifier (any ``BaseNotifier`` subclass, e.g. a provider's Slack or SMTP notifier)."""
 
@@ -265,6 +287,10 @@ class MigrationSpec(_Section):
         default="counts",
         description="counts: prove completeness by LSN and compare row counts from metadata (O(tables), seconds). "
         "deep: also compare every row's content on both sides (O(data): the approval shows its cost).",
+    )
+    import_quota: ImportQuotaSettings = Field(
+        default_factory=ImportQuotaSettings,
+        description="RDS import quotas the log-shipping cadence is planned against.",
     )
     notify: list[NotifierSettings] = Field(
         default_factory=list,

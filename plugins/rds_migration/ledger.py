@@ -38,8 +38,14 @@ class LedgerEvent(enum.StrEnum):
     CUTOVER_APPROVED = "cutover_approved"
     CUTOVER_REJECTED = "cutover_rejected"
     SOURCE_FROZEN = "source_frozen"
+    #: How long each step of the cutover task took (freeze, tail backup, shipping), for the downtime split.
+    CUTOVER_TIMINGS = "cutover_timings"
+    #: Written before CreateOnlineDatabaseTask is sent: from then on the rollback asks RDS first.
+    OPEN_REQUESTED = "open_requested"
     OPENED = "opened"
     VALIDATED = "validated"
+    #: The target let applications in (the freeze state that travelled with the log undone).
+    TARGET_RELEASED = "target_released"
     ROLLED_BACK = "rolled_back"
     FAILED = "failed"
     #: A backup that is never imported (an empty log backup of an idle database).
