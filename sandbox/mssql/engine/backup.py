@@ -180,14 +180,6 @@ def _lsn(value) -> int | None:
     return None if value is None else int(value)
 
 
-def _guid(value) -> uuid.UUID | None:
-    return None if value is None else uuid.UUID(str(value))
-
-
-def _date(value) -> dt.datetime | None:
-    return None if value is None else dt.datetime.fromisoformat(value)
-
-
 # -- BACKUP ------------------------------------------------------------------------------------
 def run_backup_statement(ex: Executor, name: str, args: dict) -> None:
     statement = "BACKUP " + args["kind"]
@@ -412,6 +404,9 @@ def _after_database_backup(inst: Instance, db: Database, kind: str, header: dict
     if settings["copy_only"]:
         return
     if kind == "D":
+        # A full ends by logging its new differential base (SQL Server's "Backup:CommitDifferentialBase"
+        # transaction, after LastLSN): the first log backup after a full is never empty.
+        db.log.append("backup", time=inst.now().isoformat())
         db.last_full = {
             "checkpoint_lsn": int(header["CheckpointLSN"]),
             "backup_set_uuid": header["BackupSetGUID"],
@@ -909,6 +904,13 @@ def open_media(inst: Instance, sources: list[tuple[str, Path]]) -> tuple[list[di
 
     Every media family must be given once (either mirror will do): 3132, 3227, 3231, 3232 otherwise.
     """
+    if not sources:
+        raise SqlError(
+            3207,
+            16,
+            1,
+            "Backup or restore requires at least one backup device. Rerun your statement specifying a backup device.",
+        )
     headers = [read_header_checked(inst, local, device) for device, local in sources]
     order = media.order_families([device for device, _ in sources], headers)
     return [headers[i] for i in order], [(sources[i][1], sources[i][0]) for i in order]

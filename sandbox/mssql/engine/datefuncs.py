@@ -118,7 +118,7 @@ def _add_months(moment: dt.datetime, months: int) -> dt.datetime:
 
 
 def dateadd(part, number, value):
-    """DATEADD(part, number, value); the result keeps the type (Python value) of ``value``."""
+    """DATEADD(part, number, value) as a datetime (aware when ``value`` carries an offset)."""
     moment = parse(value)
     if moment is None or number is None:
         return None
@@ -139,7 +139,13 @@ def dateadd(part, number, value):
             raise SqlError(9810, 16, 1, f"The datepart {part} is not supported by date function dateadd.")
     except OverflowError as e:
         raise SqlError(517, 16, 1, "Adding a value to a 'datetime' column caused an overflow.") from e
-    return result if isinstance(value, dt.datetime) else _as_text(result, str(value))
+    return result
+
+
+def _dateadd_stored(part, number, value):
+    """DATEADD inside SQLite: the result as SQLite stores the input's type."""
+    result = dateadd(part, number, value)
+    return None if result is None else _as_text(result, str(value))
 
 
 def _as_text(moment: dt.datetime, like: str) -> str:
@@ -220,6 +226,6 @@ def datepart(part, value):
 
 def register(conn) -> None:
     """DATEADD/DATEDIFF/DATEPART on a SQLite connection (the datepart arrives as a string literal)."""
-    conn.create_function("DATEADD", 3, dateadd)
+    conn.create_function("DATEADD", 3, _dateadd_stored)
     conn.create_function("DATEDIFF", 3, datediff)
     conn.create_function("DATEPART", 2, datepart)

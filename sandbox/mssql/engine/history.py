@@ -137,7 +137,7 @@ def seed(inst: Instance, database: str, plan: HistoryPlan) -> None:
     db = inst.database(database)
     if inst.local_path(plan.folder + "\\x") is None:
         _fail(
-            f"databases.{database}.history.folder: {plan.folder!r} is not mapped to a local directory by "
+            f"databases.{database}.history.folder: '{plan.folder}' is not mapped to a local directory by "
             "path_map"
         )
     real_clock = inst.clock
