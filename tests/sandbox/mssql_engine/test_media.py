@@ -143,3 +143,55 @@ def test_mirror_rules(source, tmp_path):
     assert messages[0].number == 3218
     assert messages[0].text.startswith("Backup mirroring is not available in this edition of SQL Server.")
     s.run(f"BACKUP DATABASE [std db] TO {disk('s0.bak')}, {disk('s1.bak')} WITH FORMAT")  # striping is fine
+
+
+def as_version_1(path) -> None:
+    """Rewrite an uncompressed single-family backup as format 1 wrote it: no media info, naive log times."""
+    import hashlib
+    import json
+
+    from sandbox.mssql.engine import backupfile as bf
+
+    data = path.read_bytes()
+    body, pos, frames = data[: -bf.TRAILER.size], bf.FILE_HEADER.size, []
+    while pos < len(body):
+        kind, flags, length = bf.FRAME.unpack_from(body, pos)
+        payload = body[pos + bf.FRAME.size : pos + bf.FRAME.size + length]
+        pos += bf.FRAME.size + length
+        assert flags == 0
+        if kind == bf.FRAME_LOG:
+            records = [json.loads(line) for line in payload.splitlines()]
+            for record in records:
+                record["time"] = record["time"][:26]  # drop the UTC offset
+            payload = b"".join(json.dumps(r).encode() + b"\n" for r in records)
+        elif kind == bf.FRAME_HEADER:
+            header = json.loads(payload)
+            del header["Sandbox"]["media"]
+            header["Sandbox"]["format_version"] = 1
+            payload = json.dumps(header).encode()
+        frames.append((kind, payload))
+    out = bf.FILE_HEADER.pack(bf.MAGIC, 1, 0)
+    for kind, payload in frames:
+        if kind == bf.FRAME_HEADER:
+            offset = len(out)
+        out += bf.FRAME.pack(kind, 0, len(payload)) + payload
+    path.write_bytes(out + bf.TRAILER.pack(bf.TRAILER_MAGIC, offset, hashlib.sha256(out).digest()))
+
+
+def test_version_1_files_still_restore(source, target, tmp_path):
+    r = Runner(source)
+    r.run(f"BACKUP DATABASE {DB} TO {disk('v1.bak')} WITH INIT")
+    r.run(f"UPDATE {DB}.dbo.orders SET created = SYSDATETIME() WHERE id < 10")
+    r.run(f"BACKUP LOG {DB} TO {disk('v1.trn')} WITH INIT")
+    folder = tmp_path / "backups"
+    for name in ("v1.bak", "v1.trn"):
+        as_version_1(folder / name)
+        assert (folder / name).read_bytes()[8:10] == b"\x01\x00"
+    header = target.read_backup_header(folder / "v1.trn")
+    assert "media" not in header["Sandbox"] and header["BackupType"] == 2
+    target.restore_file(HOSTILE, folder / "v1.bak", recovery=False)
+    target.restore_file(HOSTILE, folder / "v1.trn", recovery=True)
+    query = f"SELECT id, created FROM {DB}.dbo.orders ORDER BY id"
+    assert Runner(target).rows(query) == r.rows(query)
+    label = dicts(Runner(target).result(f"RESTORE LABELONLY FROM {disk('v1.bak')}"))[0]
+    assert (label["FamilyCount"], label["FamilySequenceNumber"], label["MirrorCount"]) == (1, 1, 1)
