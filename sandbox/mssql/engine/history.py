@@ -146,7 +146,8 @@ def seed(inst: Instance, database: str, plan: HistoryPlan) -> None:
     job_clock = _JobClock(start)
     session = internal_session(inst, "master")
     session.login = plan.login
-    writer = _Writes(inst, db.name, session)
+    writes = plan.writes_per_interval if not db.read_only else 0  # a read-only database takes no writes
+    writer = _Writes(inst, db.name, session) if writes else None
     executor = Executor(inst, session, lambda item: None, threading.Event())
     inst.clock = job_clock
     try:
@@ -155,8 +156,8 @@ def seed(inst: Instance, database: str, plan: HistoryPlan) -> None:
         striped_at = fulls[-1] if plan.striped_full and fulls else None
         for at, kind in runs:
             job_clock.jump(at)
-            if kind != "FULL" or at != runs[0][0]:
-                writer.write(plan.writes_per_interval)
+            if writer is not None and (kind != "FULL" or at != runs[0][0]):
+                writer.write(writes)
             if kind == "COPY_ONLY":
                 _snapshot_full(inst, executor, plan.folder, db.name, plan.copy_only_full_by or "")
                 continue
@@ -169,7 +170,8 @@ def seed(inst: Instance, database: str, plan: HistoryPlan) -> None:
             )
             _run_backup(executor, db.name, "DATABASE" if kind == "FULL" else "LOG", devices, options)
         job_clock.jump(end)
-        writer.write(plan.writes_per_interval)  # the application went on writing after the job stopped
+        if writer is not None:
+            writer.write(writes)  # the application went on writing after the job stopped
     finally:
         inst.clock = real_clock
 

@@ -185,3 +185,17 @@ def test_history_dates_compare_with_getdate(seeded):
         f"AND database_name = {lit(DB)}"
     )
     assert recent == [(3,)]  # the job ran at :00/:15/:30/:45 until 20 minutes ago
+
+
+def test_history_on_a_read_only_database(tmp_path):
+    (tmp_path / "backups").mkdir()
+    cfg = {
+        "name": "RO",
+        "logins": {"sa": {"password": "Pa55!", "sysadmin": True}},
+        "path_map": {"D:\\Backups": str(tmp_path / "backups")},
+        "databases": {DB: {"read_only": True, "history": dict(JOB, span_hours=2, copy_only_full_by=None)}},
+    }
+    r = Runner(Instance.from_config(cfg, tmp_path, FixedClock(NOW)))
+    rows = history(r, DB)
+    logs = [row for row in rows if row["type"] == "L"]
+    assert logs and all(row["first_lsn"] == row["last_lsn"] for row in logs[1:])  # nothing written: empty
