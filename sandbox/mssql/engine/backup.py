@@ -404,8 +404,9 @@ def _after_database_backup(inst: Instance, db: Database, kind: str, header: dict
     if settings["copy_only"]:
         return
     if kind == "D":
-        # A full ends by logging its new differential base (SQL Server's "Backup:CommitDifferentialBase"
-        # transaction, after LastLSN): the first log backup after a full is never empty.
+        # A full ends by logging its new differential base after LastLSN (the "Backup:CommitDifferentialBase"
+        # transaction fn_dblog shows; from practice, not a documented fact), so the first log backup after
+        # a full ends past the full's LastLSN, as in dbatools issue #2374's real LSNs.
         db.log.append("backup", time=inst.now().isoformat())
         db.last_full = {
             "checkpoint_lsn": int(header["CheckpointLSN"]),
