@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from sandbox.clock import SandboxClock
 from sandbox.rds.config import RdsConfig
 from sandbox.rds.oss_source import StoreObjectSource
 from sandbox.rds.server import runner_port
@@ -149,6 +150,8 @@ class Sandbox:
         self.oss_store = None
         self.oss_faults = None  # the OSS stand-in's FaultInjector: faults and the request log
         self.rds: RdsService | None = None
+        # One clock for every stand-in: a test moves all of them forward together (clock.advance).
+        self.clock = SandboxClock()
         self._tds_servers: list[asyncio.AbstractServer] = []
         self._runners: list[web.AppRunner] = []
         self._workload_stop = threading.Event()
@@ -179,7 +182,9 @@ class Sandbox:
 
         for name in ("source", "target"):
             instance_config = dict(self.config[name].get("instance") or {})
-            instance = await asyncio.to_thread(Instance.from_config, instance_config, self.state_dir)
+            instance = await asyncio.to_thread(
+                Instance.from_config, instance_config, self.state_dir, self.clock
+            )
             setattr(self, name, instance)
             server = await serve_instance(instance, HOST, self._port(name))
             self._tds_servers.append(server)

@@ -20,6 +20,7 @@ COLUMN_TYPES = frozenset(
         "float",
         "datetime",
         "datetime2",
+        "datetimeoffset",
         "uniqueidentifier",
         "varbinary",
     }

@@ -915,6 +915,8 @@ def _wire_column(column: Column, rows: list[tuple], index: int, enc: TokenEncode
         return WireColumn(column.name, column.nullable, bytes([T_DATETIMN, 8]), _encode_datetime, b"\x00")
     if kind == "datetime2":
         return _datetime2_column(column, enc)
+    if kind == "datetimeoffset":
+        return _datetimeoffset_column(column, enc)
     if kind == "uniqueidentifier":
         return WireColumn(column.name, column.nullable, bytes([T_GUID, 16]), _encode_guid, b"\x00")
     if kind == "nvarchar":
@@ -1020,6 +1022,54 @@ def _datetime2_column(column: Column, enc: TokenEncoder) -> WireColumn:
         return bytes([time_len + 3]) + units.to_bytes(time_len, "little") + days.to_bytes(3, "little")
 
     return WireColumn(column.name, column.nullable, bytes([T_DATETIME2N, scale]), encode, b"\x00")
+
+
+def _datetimeoffset_column(column: Column, enc: TokenEncoder) -> WireColumn:
+    """DATETIMEOFFSETN: UTC time and date (as datetime2) followed by the offset in minutes."""
+    scale = 7 if column.scale is None else column.scale
+    if not 0 <= scale <= 7:
+        raise TdsEncodeError(f"column {column.name!r}: invalid datetimeoffset scale {scale}")
+
+    def aware(value: object) -> dt.datetime:
+        moment = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+    def offset_minutes(moment: dt.datetime) -> int:
+        return int((moment.utcoffset() or dt.timedelta(0)).total_seconds() // 60)
+
+    if not enc.is73:  # down-level clients get the text, as SQL Server sends it
+        width = 19 + (scale + 1 if scale else 0) + 7
+
+        def text(value: object) -> bytes:
+            moment = aware(value)
+            minutes = offset_minutes(moment)
+            sign = "-" if minutes < 0 else "+"
+            suffix = f" {sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+            return _ushort_value(_ucs2(_datetime2_text(_naive(moment), scale) + suffix))
+
+        return WireColumn(
+            column.name,
+            column.nullable,
+            bytes([T_NVARCHAR]) + struct.pack("<H", width * 2) + DEFAULT_COLLATION,
+            text,
+            struct.pack("<H", USHORT_NULL),
+        )
+    time_len = 3 if scale <= 2 else 4 if scale <= 4 else 5
+
+    def encode(value: object) -> bytes:
+        moment = aware(value)
+        utc = moment.astimezone(dt.UTC)
+        micro = (utc.hour * 3600 + utc.minute * 60 + utc.second) * 10**6 + utc.microsecond
+        units = micro * 10**scale // 10**6
+        days = (utc.date() - EPOCH_0001).days
+        return (
+            bytes([time_len + 5])
+            + units.to_bytes(time_len, "little")
+            + days.to_bytes(3, "little")
+            + offset_minutes(moment).to_bytes(2, "little", signed=True)
+        )
+
+    return WireColumn(column.name, column.nullable, bytes([T_DATETIMEOFFSETN, scale]), encode, b"\x00")
 
 
 def _datetime2_text(moment: dt.datetime, scale: int) -> str:

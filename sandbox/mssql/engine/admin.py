@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -47,7 +46,8 @@ CREATE TABLE dbo.backupset (backup_set_id int IDENTITY(1,1) PRIMARY KEY, backup_
     encryptor_type nvarchar(32), last_valid_restore_time datetime, compression_algorithm nvarchar(32));
 CREATE TABLE dbo.restorehistory (restore_history_id int IDENTITY(1,1) PRIMARY KEY, restore_date datetime,
     destination_database_name nvarchar(128), user_name nvarchar(128), backup_set_id int NOT NULL,
-    restore_type char(1), replace bit, recovery bit, restart bit);
+    restore_type char(1), replace bit, recovery bit, restart bit, stop_at datetime, device_count tinyint,
+    stop_at_mark_name nvarchar(128), stop_before bit);
 """
 
 
@@ -117,7 +117,7 @@ def create_table(ex: Executor, args: dict) -> None:
         if db.find_table(schema, name) is not None:
             raise SqlError(2714, 16, 6, f"There is already an object named '{name}' in the database.")
         object_id = db.next_object_id()
-        now = dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f")[:23]
+        now = ex.inst.local_now().strftime("%Y-%m-%d %H:%M:%S.%f")[:23]
         ops = [('INSERT INTO "__tables" VALUES (?, ?, ?, ?)', [object_id, schema_id, name, now])]
         defs = []
         for index, col in enumerate(columns, start=1):

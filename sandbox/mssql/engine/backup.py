@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sandbox.mssql.engine import admin, backupfile, errors
+from sandbox.mssql.engine import backupfile, errors, media, msdb, servertime
 from sandbox.mssql.engine.database import Database, RestoreState
 from sandbox.mssql.engine.parser import unsupported
 from sandbox.mssql.engine.txlog import LogRecord, TransactionLog
@@ -180,14 +180,6 @@ def _lsn(value) -> int | None:
     return None if value is None else int(value)
 
 
-def _guid(value) -> uuid.UUID | None:
-    return None if value is None else uuid.UUID(str(value))
-
-
-def _date(value) -> dt.datetime | None:
-    return None if value is None else dt.datetime.fromisoformat(value)
-
-
 # -- BACKUP ------------------------------------------------------------------------------------
 def run_backup_statement(ex: Executor, name: str, args: dict) -> None:
     statement = "BACKUP " + args["kind"]
@@ -212,18 +204,18 @@ def _backup(ex: Executor, name: str, args: dict, statement: str) -> None:
         raise SqlError(3147, 16, 1, "Backup and restore operations are not allowed on database tempdb.")
     if db.state != "ONLINE":
         raise errors.db_restoring(db.name) if db.state == "RESTORING" else errors.db_offline(db.name)
-    if len(args["devices"]) != 1:
-        raise unsupported("a backup striped over several devices")
-    device = ex.eval(args["devices"][0])
-    if device is None or str(device) == "":
-        raise SqlError(3206, 16, 1, "Backup device '' does not exist.")
-    device = str(device)
+    device_sets = [
+        [_device_name(ex, d) for d in devices] for devices in [args["devices"], *args.get("mirrors", [])]
+    ]
+    media.check_backup_devices(device_sets, inst.engine_edition, options)
     compress = "COMPRESSION" in options
     if compress and not inst.can_compress:
         raise SqlError(1844, 16, 1, f"{statement} WITH COMPRESSION is not supported on {inst.edition}.")
-    local = _local_file(inst, device, must_exist=False)
-    if local.exists() and "INIT" not in options and "FORMAT" not in options:
-        raise unsupported(f"appending a second backup set to '{device}' (NOINIT); use WITH INIT")
+    files = [[_local_file(inst, device, must_exist=False) for device in devices] for devices in device_sets]
+    for devices, locals_ in zip(device_sets, files, strict=True):
+        for device, local in zip(devices, locals_, strict=True):
+            if local.exists() and "INIT" not in options and "FORMAT" not in options:
+                raise unsupported(f"appending a second backup set to '{device}' (NOINIT); use WITH INIT")
     if "ENCRYPTION" in options:
         raise unsupported("BACKUP ... WITH ENCRYPTION")
     settings = {
@@ -233,20 +225,15 @@ def _backup(ex: Executor, name: str, args: dict, statement: str) -> None:
         "stats": _int_option(ex, options, "STATS"),
         "name": ex.eval(options["NAME"]) if options.get("NAME") is not None else None,
         "description": ex.eval(options["DESCRIPTION"]) if options.get("DESCRIPTION") is not None else None,
+        "login": session.login,
     }
     transfer = _int_option(ex, options, "MAXTRANSFERSIZE")
     if transfer is not None and (transfer < 65536 or transfer > 4194304 or transfer % 65536):
-        raise SqlError(
-            3205,
-            16,
-            1,
-            f"Too many backup devices specified for backup or restore; only 64 are "
-            f"allowed. MAXTRANSFERSIZE {transfer} is invalid: it must be a multiple of 65536 between "
-            "65536 and 4194304.",
-        )
+        raise SqlError(3217, 16, 1, "Invalid value specified for MAXTRANSFERSIZE parameter.")
+    target = media.BackupMedia(device_sets, files)
     if args["kind"] == "DATABASE":
         kind = "I" if "DIFFERENTIAL" in options else "D"
-        backup_database(inst, ex, db, device, local, kind, settings)
+        backup_database(inst, ex, db, target, kind, settings)
     else:
         if "DIFFERENTIAL" in options:
             raise SqlError(
@@ -256,7 +243,19 @@ def _backup(ex: Executor, name: str, args: dict, statement: str) -> None:
                 "One or more of the options (differential) are not supported for this "
                 "statement. Review the documentation for supported options.",
             )
-        backup_log(inst, ex, db, device, local, settings, norecovery="NORECOVERY" in options)
+        backup_log(inst, ex, db, target, settings, norecovery="NORECOVERY" in options)
+
+
+def _device_name(ex: Executor, node) -> str:
+    device = ex.eval(node)
+    if device is None or str(device) == "":
+        raise SqlError(
+            3044,
+            16,
+            1,
+            "Invalid zero-length device name. Reissue the BACKUP statement with a valid device name.",
+        )
+    return str(device)
 
 
 def _begin_running(db: Database, kind: str) -> None:
@@ -291,7 +290,7 @@ def _end_running(db: Database, kind: str) -> None:
 
 
 def backup_database(
-    inst: Instance, ex: Executor, db: Database, device: str, local: Path, kind: str, settings: dict
+    inst: Instance, ex: Executor, db: Database, target: media.BackupMedia, kind: str, settings: dict
 ) -> None:
     """Full (D) or differential (I): snapshot at start + the log written while it runs."""
     if kind == "I" and db.last_full is None:
@@ -305,8 +304,8 @@ def backup_database(
         )
     with inst.lock:
         _begin_running(db, kind)
-    start = dt.datetime.now()
-    snapshot = Path(tempfile.mkstemp(prefix="sbx-snap-", dir=local.parent)[1])
+    start, started = inst.now(), time.monotonic()
+    snapshot = Path(tempfile.mkstemp(prefix="sbx-snap-", dir=target.files[0][0].parent)[1])
     writer = None
     db.write_lock.acquire(ex.session, ex.cancel)
     try:
@@ -326,10 +325,7 @@ def backup_database(
         progress = Progress(
             snapshot.stat().st_size + pad + 4096, settings["stats"], ex.emit, ex.session.request
         )
-        try:
-            writer = backupfile.BackupWriter(local, settings["compress"], progress)
-        except OSError as e:
-            raise errors.cannot_open_device(device, 5, "Access is denied.") from e
+        writer = _open_writer(target, settings, progress)
         writer.copy_file(backupfile.FRAME_SNAPSHOT, snapshot, ex.cancel)
         writer.padding(pad, ex.cancel)
         with db.log.lock:  # the backup ends here: it is consistent at last_lsn
@@ -338,7 +334,8 @@ def backup_database(
         _write_log_frames(writer, records)
         progress.finish()
         header = _make_header(inst, db, kind, settings, start, first_lsn, last_lsn, checkpoint_lsn, writer)
-        writer.finish(header)
+        header["FirstRecoveryForkID"] = header["RecoveryForkID"]  # data backups: first fork == last fork
+        writer.finish(header, target.identity())
     except BaseException:
         if writer is not None:
             writer.abort()
@@ -349,8 +346,8 @@ def backup_database(
         with inst.lock:
             _end_running(db, kind)
     _after_database_backup(inst, db, kind, header, settings)
-    _record_history(inst, ex.session.login, header, device, settings)
-    seconds = (dt.datetime.now() - start).total_seconds()
+    msdb.record_backup(inst, header, target.devices, target.family_ids)
+    seconds = time.monotonic() - started
     data_pages = _pages(int(header["BackupSize"]) - header["Sandbox"]["log_bytes"])
     log_pages = _pages(header["Sandbox"]["log_bytes"])
     ex.emit(
@@ -368,6 +365,13 @@ def backup_database(
     )
     label = "BACKUP DATABASE WITH DIFFERENTIAL" if kind == "I" else "BACKUP DATABASE"
     ex.emit(Message(3014, 0, 1, f"{label} successfully processed {_rate(data_pages + log_pages, seconds)}"))
+
+
+def _open_writer(target: media.BackupMedia, settings: dict, progress: Progress) -> backupfile.BackupWriter:
+    try:
+        return backupfile.BackupWriter(target.family_paths(), settings["compress"], progress)
+    except OSError as e:
+        raise errors.cannot_open_device(target.devices[0][0], 5, "Access is denied.") from e
 
 
 def _write_log_frames(writer: backupfile.BackupWriter, records: list[LogRecord]) -> None:
@@ -400,6 +404,10 @@ def _after_database_backup(inst: Instance, db: Database, kind: str, header: dict
     if settings["copy_only"]:
         return
     if kind == "D":
+        # A full ends by logging its new differential base after LastLSN (the "Backup:CommitDifferentialBase"
+        # transaction fn_dblog shows; from practice, not a documented fact), so the first log backup after
+        # a full ends past the full's LastLSN, as in dbatools issue #2374's real LSNs.
+        db.log.append("backup", time=inst.now().isoformat())
         db.last_full = {
             "checkpoint_lsn": int(header["CheckpointLSN"]),
             "backup_set_uuid": header["BackupSetGUID"],
@@ -408,14 +416,21 @@ def _after_database_backup(inst: Instance, db: Database, kind: str, header: dict
         }
     if db.recovery_model != "SIMPLE" and db.last_log_backup_lsn is None:
         db.last_log_backup_lsn = int(header["FirstLSN"])  # the log chain starts with this backup
+        db.log_backup_fork_guid = db.recovery_fork_guid
         db.log_chain_new = True
         inst.truncate_log(db)
 
 
 def backup_log(
-    inst: Instance, ex: Executor, db: Database, device: str, local: Path, settings: dict, norecovery: bool
+    inst: Instance, ex: Executor, db: Database, target: media.BackupMedia, settings: dict, norecovery: bool
 ) -> None:
-    """Log backup: [first_lsn, last_lsn) from the previous log backup; NORECOVERY leaves the db RESTORING."""
+    """Log backup: [first_lsn, last_lsn) from the previous log backup; NORECOVERY leaves the db RESTORING.
+
+    A log backup writes no log record itself, so on an idle database the next one is *empty*:
+    ``first_lsn == last_lsn`` (dbatools Select-DbaBackupInformation skips such backups). A COPY_ONLY log
+    backup neither truncates the log nor moves the chain: the next normal one starts where the
+    previous normal one ended (Microsoft, "Copy-only backups").
+    """
     if db.recovery_model == "SIMPLE":
         raise SqlError(
             4208,
@@ -434,12 +449,11 @@ def backup_log(
             raise errors.exclusive_access()
     with inst.lock:
         _begin_running(db, "L")
-    start = dt.datetime.now()
+    start, started = inst.now(), time.monotonic()
     writer = None
     db.write_lock.acquire(ex.session, ex.cancel)
     locked = True
     try:
-        db.log.append("backup", time=start.isoformat())
         first_lsn = db.last_log_backup_lsn
         with db.log.lock:
             last_lsn = db.log.next_lsn
@@ -451,21 +465,22 @@ def backup_log(
         progress = Progress(
             sum(r.size for r in records) + pad + 1, settings["stats"], ex.emit, ex.session.request
         )
-        try:
-            writer = backupfile.BackupWriter(local, settings["compress"], progress)
-        except OSError as e:
-            raise errors.cannot_open_device(device, 5, "Access is denied.") from e
+        writer = _open_writer(target, settings, progress)
         _write_log_frames(writer, records)
         writer.padding(pad, ex.cancel)
         progress.finish()
         header = _make_header(
             inst, db, "L", settings, start, first_lsn, last_lsn, db.last_checkpoint_lsn or first_lsn, writer
         )
-        header["BeginsLogChain"] = db.log_chain_new
+        header["FirstRecoveryForkID"] = db.log_backup_fork_guid  # the fork at first_lsn
+        if db.log_backup_fork_guid != db.recovery_fork_guid:  # the log spans a recovery fork
+            header["ForkPointLSN"] = None if db.fork_point_lsn is None else str(db.fork_point_lsn)
+        header["BeginsLogChain"] = db.log_chain_new and not settings["copy_only"]
         header["IsForceOffline"] = norecovery
-        writer.finish(header)
+        writer.finish(header, target.identity())
         if not settings["copy_only"]:
             db.last_log_backup_lsn = last_lsn
+            db.log_backup_fork_guid = db.recovery_fork_guid
             db.log_chain_new = False
             inst.truncate_log(db)
         if norecovery:
@@ -476,8 +491,9 @@ def backup_log(
                 db.last_full["checkpoint_lsn"] if db.last_full else None,
                 db.last_full["backup_set_uuid"] if db.last_full else None,
                 logs_applied=True,
-                header={},
-            )  # empty header: the source itself
+                header={},  # empty header: the source itself
+                fork_guid=db.recovery_fork_guid,
+            )
     except BaseException:
         if writer is not None:
             writer.abort()
@@ -487,9 +503,9 @@ def backup_log(
             db.write_lock.release(ex.session)
         with inst.lock:
             _end_running(db, "L")
-    _record_history(inst, ex.session.login, header, device, settings)
-    seconds = (dt.datetime.now() - start).total_seconds()
-    pages = _pages(int(header["BackupSize"]))
+    msdb.record_backup(inst, header, target.devices, target.family_ids)
+    seconds = time.monotonic() - started
+    pages = _pages(int(header["BackupSize"])) if records else 0
     ex.emit(
         Message(
             4035, 0, 1, f"Processed {pages} pages for database '{db.name}', file '{db.name}_log' on file 1."
@@ -509,12 +525,11 @@ def _make_header(
     checkpoint_lsn: int,
     writer: backupfile.BackupWriter,
 ) -> dict:
-    finish = dt.datetime.now()
+    """The backup-set header; dates are server local time (``start`` is aware, in the server's zone)."""
+    finish = inst.now()
     major, minor, build = (list(inst.version_tuple) + [0, 0, 0])[:3]
     base = db.last_full
     database_backup_lsn = base["checkpoint_lsn"] if base else 0
-    if kind == "D" and not settings["copy_only"]:
-        database_backup_lsn = base["checkpoint_lsn"] if base else 0
     diff_base_lsn = base["checkpoint_lsn"] if kind == "I" else None
     diff_base_guid = base["backup_set_uuid"] if kind == "I" else None
     log_bytes = getattr(writer, "log_bytes", 0)
@@ -526,7 +541,7 @@ def _make_header(
         "Compressed": settings["compress"],
         "Position": 1,
         "DeviceType": 2,
-        "UserName": "sa",
+        "UserName": settings.get("login", "sa"),
         "ServerName": inst.name,
         "DatabaseName": db.name,
         "DatabaseVersion": inst.database_version,
@@ -536,8 +551,8 @@ def _make_header(
         "LastLSN": str(last_lsn),
         "CheckpointLSN": str(checkpoint_lsn),
         "DatabaseBackupLSN": str(database_backup_lsn),
-        "BackupStartDate": start.replace(microsecond=0).isoformat(),
-        "BackupFinishDate": finish.replace(microsecond=0).isoformat(),
+        "BackupStartDate": start.replace(microsecond=0, tzinfo=None).isoformat(),
+        "BackupFinishDate": finish.replace(microsecond=0, tzinfo=None).isoformat(),
         "SortOrder": 52,
         "CodePage": 0,
         "UnicodeLocaleId": 1033,
@@ -563,7 +578,7 @@ def _make_header(
         "HasIncompleteMetaData": False,
         "IsForceOffline": False,
         "IsCopyOnly": settings["copy_only"],
-        "FirstRecoveryForkID": db.first_recovery_fork_guid,
+        "FirstRecoveryForkID": db.recovery_fork_guid,
         "ForkPointLSN": None,
         "RecoveryModel": db.recovery_model,
         "DifferentialBaseLSN": None if diff_base_lsn is None else str(diff_base_lsn),
@@ -576,7 +591,7 @@ def _make_header(
         "EncryptorThumbprint": None,
         "EncryptorType": None,
         "LastValidRestoreTime": None,
-        "TimeZone": "+00:00",
+        "TimeZone": servertime.format_offset(start.utcoffset() or dt.timedelta(0)),
         "CompressionAlgorithm": "MS_XPRESS" if settings["compress"] else None,
         "Sandbox": {
             "format_version": backupfile.VERSION,
@@ -589,110 +604,10 @@ def _make_header(
             "user_access": db.user_access,
             "log_bytes": log_bytes,
             "padding_bytes": db.padding["full" if kind != "L" else "log"],
+            "time_zone": servertime.zone_name(inst.timezone),
+            "time_zone_quarters": servertime.quarter_hours(start),
         },
     }
-
-
-def _record_history(inst: Instance, login: str, header: dict, device: str, settings: dict) -> None:
-    media_set_id = admin.insert_row(
-        inst,
-        "msdb",
-        "dbo",
-        "backupmediaset",
-        {
-            "media_uuid": uuid.uuid4(),
-            "media_family_count": 1,
-            "software_name": "Microsoft SQL Server",
-            "software_vendor_id": 4608,
-            "MTF_major_version": 1,
-            "mirror_count": 1,
-            "is_password_protected": False,
-            "is_compressed": settings["compress"],
-            "is_encrypted": False,
-        },
-    )
-    admin.insert_row(
-        inst,
-        "msdb",
-        "dbo",
-        "backupmediafamily",
-        {
-            "media_set_id": media_set_id,
-            "family_sequence_number": 1,
-            "media_family_id": uuid.uuid4(),
-            "media_count": 1,
-            "physical_device_name": device,
-            "device_type": 2,
-            "physical_block_size": 512,
-            "mirror": 0,
-        },
-    )
-    kind = {1: "D", 5: "I", 2: "L"}[header["BackupType"]]
-    admin.insert_row(
-        inst,
-        "msdb",
-        "dbo",
-        "backupset",
-        {
-            "backup_set_uuid": header["BackupSetGUID"],
-            "media_set_id": media_set_id,
-            "first_family_number": 1,
-            "first_media_number": 1,
-            "last_family_number": 1,
-            "last_media_number": 1,
-            "position": 1,
-            "software_vendor_id": 4608,
-            "name": header["BackupName"],
-            "description": header["BackupDescription"],
-            "user_name": login,
-            "software_major_version": header["SoftwareVersionMajor"],
-            "software_minor_version": header["SoftwareVersionMinor"],
-            "software_build_version": header["SoftwareVersionBuild"],
-            "time_zone": 0,
-            "first_lsn": Decimal(header["FirstLSN"]),
-            "last_lsn": Decimal(header["LastLSN"]),
-            "checkpoint_lsn": Decimal(header["CheckpointLSN"]),
-            "database_backup_lsn": Decimal(header["DatabaseBackupLSN"]),
-            "database_creation_date": _date(header["DatabaseCreationDate"]),
-            "backup_start_date": _date(header["BackupStartDate"]),
-            "backup_finish_date": _date(header["BackupFinishDate"]),
-            "type": kind,
-            "sort_order": 52,
-            "code_page": 0,
-            "compatibility_level": header["CompatibilityLevel"],
-            "database_version": header["DatabaseVersion"],
-            "backup_size": Decimal(header["BackupSize"]),
-            "database_name": header["DatabaseName"],
-            "server_name": header["ServerName"],
-            "machine_name": header["MachineName"],
-            "flags": header["Flags"],
-            "unicode_locale": 1033,
-            "unicode_compare_style": 196609,
-            "collation_name": header["Collation"],
-            "is_password_protected": False,
-            "recovery_model": header["RecoveryModel"],
-            "has_bulk_logged_data": False,
-            "is_snapshot": False,
-            "is_readonly": header["IsReadOnly"],
-            "is_single_user": header["IsSingleUser"],
-            "has_backup_checksums": header["HasBackupChecksums"],
-            "is_damaged": False,
-            "begins_log_chain": header["BeginsLogChain"],
-            "has_incomplete_metadata": False,
-            "is_force_offline": header["IsForceOffline"],
-            "is_copy_only": header["IsCopyOnly"],
-            "first_recovery_fork_guid": header["FirstRecoveryForkID"],
-            "last_recovery_fork_guid": header["RecoveryForkID"],
-            "database_guid": header["BindingID"],
-            "family_guid": header["FamilyGUID"],
-            "differential_base_lsn": None
-            if header["DifferentialBaseLSN"] is None
-            else Decimal(header["DifferentialBaseLSN"]),
-            "differential_base_guid": header["DifferentialBaseGUID"],
-            "compressed_backup_size": Decimal(header["CompressedBackupSize"]),
-            "compression_algorithm": header["CompressionAlgorithm"],
-        },
-    )
 
 
 # -- RESTORE -----------------------------------------------------------------------------------
@@ -860,43 +775,37 @@ def _restore_statement(ex: Executor, args: dict) -> None:
     if not args["devices"]:
         if "NORECOVERY" in options:
             return
-        start = time.monotonic()
+        started = time.monotonic()
         recover(inst, inst.database(name))
         ex.emit(
             Message(
-                3014,
-                0,
-                1,
-                f"RESTORE DATABASE successfully processed {_rate(0, time.monotonic() - start)}".replace(
-                    "1 pages", "0 pages"
-                ),
+                3014, 0, 1, f"RESTORE DATABASE successfully processed {_rate(0, time.monotonic() - started)}"
             )
         )
         return
-    device = str(ex.eval(args["devices"][0]))
-    local = _local_file(inst, device, must_exist=True)
+    devices = [str(ex.eval(d)) for d in args["devices"]]
+    sources = [(device, _local_file(inst, device, must_exist=True)) for device in devices]
     db = inst.find_database(name)
     if session.request is not None:
         session.request["command"] = "RESTORE " + args["what"]
         session.request["database_id"] = db.database_id if db else None
-    stats = _int_option(ex, options, "STATS")
-    start = time.monotonic()
+    started = time.monotonic()
     header = restore(
         inst,
         name,
-        local,
-        device,
+        sources,
         recovery="NORECOVERY" not in options,
         replace="REPLACE" in options,
         progress=None,
         cancel=ex.cancel,
         expected=args["what"],
-        stats=stats,
+        stats=_int_option(ex, options, "STATS"),
         emit=ex.emit,
         request=session.request,
         session=session,
+        login=session.login,
     )
-    seconds = time.monotonic() - start
+    seconds = time.monotonic() - started
     size = int(header["BackupSize"])
     label = "RESTORE LOG" if header["BackupType"] == 2 else "RESTORE DATABASE"
     target = inst.database(name)
@@ -906,28 +815,29 @@ def _restore_statement(ex: Executor, args: dict) -> None:
                 4035,
                 0,
                 1,
-                f"Processed {_pages(size)} pages for database '{target.name}', file "
-                f"'{target.name}' on file 1.",
+                f"Processed {_pages(size)} pages for database '{target.name}', file '{target.name}' on file 1.",
             )
         )
+    empty = header["FirstLSN"] == header["LastLSN"]
+    log_pages = 0 if empty else _pages(header["Sandbox"].get("log_bytes", 0))
     ex.emit(
         Message(
             4035,
             0,
             1,
-            f"Processed {_pages(header['Sandbox'].get('log_bytes', 0))} pages for database "
-            f"'{target.name}', file '{target.name}_log' on file 1.",
+            f"Processed {log_pages} pages for database '{target.name}', file '{target.name}_log' on file 1.",
         )
     )
-    ex.emit(Message(3014, 0, 1, f"{label} successfully processed {_rate(_pages(size), seconds)}"))
+    pages = 0 if empty else _pages(size)
+    ex.emit(Message(3014, 0, 1, f"{label} successfully processed {_rate(pages, seconds)}"))
 
 
 def _restore_inspect(ex: Executor, what: str, args: dict) -> None:
     if not args["devices"]:
         raise SqlError(102, 15, 1, f"Incorrect syntax near '{what}'.")
-    device = str(ex.eval(args["devices"][0]))
-    local = _local_file(ex.inst, device, must_exist=True)
-    header = read_header_checked(ex.inst, local, device)
+    devices = [str(ex.eval(d)) for d in args["devices"]]
+    local = _local_file(ex.inst, devices[0], must_exist=True)
+    header = read_header_checked(ex.inst, local, devices[0])
     if what == "HEADERONLY":
         ex.emit(headeronly_result(header))
     elif what == "FILELISTONLY":
@@ -963,23 +873,54 @@ def _restore_inspect(ex: Executor, what: str, args: dict) -> None:
         ]
         ex.emit(ResultSet(columns, rows))
     elif what == "LABELONLY":
+        info = backupfile.media_of(header)
         columns = [
             Column("MediaName", "nvarchar", size=128),
+            Column("MediaSetId", "uniqueidentifier"),
             Column("FamilyCount", "int"),
             Column("FamilySequenceNumber", "int"),
-            Column("MediaSetId", "uniqueidentifier"),
+            Column("MediaFamilyId", "uniqueidentifier"),
+            Column("MediaSequenceNumber", "int"),
+            Column("MirrorCount", "int"),
         ]
-        ex.emit(ResultSet(columns, [(None, 1, 1, uuid.UUID(header["BackupSetGUID"]))]))
+        row = (
+            None,
+            uuid.UUID(info["media_set_guid"]),
+            info["family_count"],
+            info["family_sequence_number"],
+            uuid.UUID(info["media_family_id"]),
+            1,
+            info["mirror_count"],
+        )
+        ex.emit(ResultSet(columns, [row]))
     else:
-        backupfile.read_payload(local, device, header["DatabaseName"], None, lambda n: None, ex.cancel)
+        sources = [(device, _local_file(ex.inst, device, must_exist=True)) for device in devices]
+        headers, families = open_media(ex.inst, sources)
+        backupfile.read_payload(families, headers[0]["DatabaseName"], None, lambda n: None, ex.cancel)
         ex.emit(Message(3262, 0, 1, "The backup set on file 1 is valid."))
+
+
+def open_media(inst: Instance, sources: list[tuple[str, Path]]) -> tuple[list[dict], list[tuple[Path, str]]]:
+    """The backup set on ``(device, local file)`` sources: each family's header and file, in family order.
+
+    Every media family must be given once (either mirror will do): 3132, 3227, 3231, 3232 otherwise.
+    """
+    if not sources:
+        raise SqlError(
+            3207,
+            16,
+            1,
+            "Backup or restore requires at least one backup device. Rerun your statement specifying a backup device.",
+        )
+    headers = [read_header_checked(inst, local, device) for device, local in sources]
+    order = media.order_families([device for device, _ in sources], headers)
+    return [headers[i] for i in order], [(sources[i][1], sources[i][0]) for i in order]
 
 
 def restore(
     inst: Instance,
     name: str,
-    local: Path,
-    device: str,
+    sources: list[tuple[str, Path]],
     *,
     recovery: bool,
     replace: bool,
@@ -990,9 +931,15 @@ def restore(
     emit=None,
     request: dict | None = None,
     session=None,
+    login: str = "sa",
 ) -> dict:
-    """Restore one backup file (full, differential or log, decided by its header) into ``name``."""
-    header = read_header_checked(inst, local, device)
+    """Restore one backup set (full, differential or log, decided by its header) into ``name``.
+
+    ``sources`` are ``(device, local file)``: one per media family of a striped backup. Like SQL
+    Server, the restore is recorded in this server's msdb (backupset rows and ``restorehistory``).
+    """
+    headers, families = open_media(inst, sources)
+    header = headers[0]
     _check_version(inst, header)
     backup_type = header["BackupType"]
     if expected == "LOG" and backup_type != 2:
@@ -1000,7 +947,7 @@ def restore(
             3135,
             16,
             2,
-            f"The backup set in file '{device}' was created by BACKUP DATABASE and cannot "
+            f"The backup set in file '{sources[0][0]}' was created by BACKUP DATABASE and cannot "
             "be used for this restore operation.",
         )
     if expected == "DATABASE" and backup_type == 2:
@@ -1008,19 +955,28 @@ def restore(
             3135,
             16,
             2,
-            f"The backup set in file '{device}' was created by BACKUP LOG and cannot be "
+            f"The backup set in file '{sources[0][0]}' was created by BACKUP LOG and cannot be "
             "used for this restore operation.",
         )
-    ticker = Progress(local.stat().st_size, stats, emit, request, progress)
+    ticker = Progress(sum(local.stat().st_size for local, _ in families), stats, emit, request, progress)
     if backup_type == 1:
-        _restore_full(inst, name, local, device, header, replace, ticker, cancel, session)
+        _restore_full(inst, name, families, header, replace, ticker, cancel)
     elif backup_type == 5:
-        _restore_diff(inst, name, local, device, header, ticker, cancel)
+        _restore_diff(inst, name, families, header, ticker, cancel)
     else:
-        _restore_log(inst, name, local, device, header, ticker, cancel)
+        _restore_log(inst, name, families, header, ticker, cancel)
     ticker.finish()
     if recovery:
         recover(inst, inst.database(name))
+    msdb.record_restore(
+        inst,
+        headers,
+        [device for _, device in families],
+        inst.database(name).name,
+        login,
+        replace=replace,
+        recovery=recovery,
+    )
     return header_fields(header)
 
 
@@ -1035,16 +991,15 @@ def _users_of(inst: Instance, db: Database, session) -> list:
 def _restore_full(
     inst: Instance,
     name: str,
-    local: Path,
-    device: str,
+    families: list[tuple[Path, str]],
     header: dict,
     replace: bool,
     ticker: Progress,
     cancel,
-    session,
 ) -> None:
     with inst.lock:
         db = inst.find_database(name)
+        created = db is None
         if db is not None:
             if db.system:
                 raise SqlError(
@@ -1080,15 +1035,25 @@ def _restore_full(
         db.restore = RestoreState(0, header["BindingID"], None, None)
         db.running = {"R": True}
     try:
-        records = _read_payload_into(db, local, device, header, ticker, cancel)
+        records = _read_payload_into(db, families, header, ticker, cancel)
         checkpoint, last = int(header["CheckpointLSN"]), int(header["LastLSN"])
         db.replay([r for r in records if checkpoint <= r.lsn < last])
         _adopt_header(db, header)
+        # sys.database_recovery_status: "RESTORE always generates a new GUID when you restore a
+        # database that does not yet exist"; over an existing database the backup's GUID is kept.
+        db.database_guid = str(uuid.uuid4()).upper() if created else header["BindingID"]
+        db.first_recovery_fork_guid = header["RecoveryForkID"]
+        db.fork_point_lsn = None
         db.log = TransactionLog(last)
         db.last_full = None
         db.last_log_backup_lsn = None
         db.restore = RestoreState(
-            last, header["BindingID"], checkpoint, header["BackupSetGUID"], header=header
+            last,
+            header["BindingID"],
+            checkpoint,
+            header["BackupSetGUID"],
+            header=header,
+            fork_guid=header["RecoveryForkID"],
         )
     except BaseException:
         db.restore = RestoreState(
@@ -1100,11 +1065,11 @@ def _restore_full(
 
 
 def _read_payload_into(
-    db: Database, local: Path, device: str, header: dict, ticker: Progress, cancel
+    db: Database, families: list[tuple[Path, str]], header: dict, ticker: Progress, cancel
 ) -> list[LogRecord]:
     snapshot = Path(tempfile.mkstemp(prefix="sbx-restore-", dir=db.path.parent)[1])
     try:
-        raw = backupfile.read_payload(local, device, header["DatabaseName"], snapshot, ticker, cancel)
+        raw = backupfile.read_payload(families, header["DatabaseName"], snapshot, ticker, cancel)
         db.replace_file(snapshot)
     finally:
         snapshot.unlink(missing_ok=True)
@@ -1122,10 +1087,8 @@ def _record(data: dict) -> LogRecord:
 
 def _adopt_header(db: Database, header: dict) -> None:
     extra = header.get("Sandbox", {})
-    db.database_guid = header["BindingID"]
     db.family_guid = header["FamilyGUID"]
     db.recovery_fork_guid = header["RecoveryForkID"]
-    db.first_recovery_fork_guid = header["FirstRecoveryForkID"]
     db.compatibility_level = header["CompatibilityLevel"]
     db.recovery_model = header["RecoveryModel"]
     db.sku_features = list(extra.get("sku_features", []))
@@ -1149,7 +1112,7 @@ def _restoring(inst: Instance, name: str) -> Database:
 
 
 def _restore_diff(
-    inst: Instance, name: str, local: Path, device: str, header: dict, ticker: Progress, cancel
+    inst: Instance, name: str, families: list[tuple[Path, str]], header: dict, ticker: Progress, cancel
 ) -> None:
     db = _restoring(inst, name)
     state = db.restore
@@ -1165,16 +1128,44 @@ def _restore_diff(
             "This differential backup cannot be restored because the database has not been "
             "restored to the correct earlier state.",
         )
-    records = _read_payload_into(db, local, device, header, ticker, cancel)
+    records = _read_payload_into(db, families, header, ticker, cancel)
     checkpoint, last = int(header["CheckpointLSN"]), int(header["LastLSN"])
     db.replay([r for r in records if checkpoint <= r.lsn < last])
     _adopt_header(db, header)
     db.log = TransactionLog(last)
-    state.point, state.header = last, header
+    state.point, state.header, state.fork_guid = last, header, header["RecoveryForkID"]
+
+
+RECOVERY_PATH_ERROR = (
+    "This backup set cannot be applied because it is on a recovery path that is inconsistent with the "
+    "database. The recovery path is the sequence of data and log backups that have brought the database "
+    "to a particular recovery point. Find a compatible backup to restore, or restore the rest of the "
+    "database to match a recovery point within this backup set, which will restore the database to a "
+    "different point in time. For more information about recovery paths, see SQL Server Books Online."
+)
+
+
+def _on_recovery_path(state: RestoreState, header: dict) -> bool:
+    """Whether a log backup continues the restored data's recovery fork (Microsoft, "Recovery paths").
+
+    A log that spans a fork applies when its *first* fork is the database's fork and the database has
+    not rolled forward past the fork point on that fork; or when the database is already on its last
+    fork beyond the fork point.
+    """
+    if state.fork_guid is None:
+        return True
+    first_fork = header.get("FirstRecoveryForkID") or header["RecoveryForkID"]
+    last_fork = header["RecoveryForkID"]
+    fork_point = _lsn(header.get("ForkPointLSN"))
+    if first_fork == last_fork or fork_point is None:
+        return first_fork == state.fork_guid
+    if first_fork == state.fork_guid:
+        return state.point <= fork_point
+    return last_fork == state.fork_guid and fork_point <= state.point
 
 
 def _restore_log(
-    inst: Instance, name: str, local: Path, device: str, header: dict, ticker: Progress, cancel
+    inst: Instance, name: str, families: list[tuple[Path, str]], header: dict, ticker: Progress, cancel
 ) -> None:
     db = _restoring(inst, name)
     state = db.restore
@@ -1185,6 +1176,8 @@ def _restore_log(
             4,
             f"The backup set holds a backup of a database other than the existing '{db.name}' database.",
         )
+    if not _on_recovery_path(state, header):
+        raise SqlError(4330, 16, 1, RECOVERY_PATH_ERROR)
     first, last = int(header["FirstLSN"]), int(header["LastLSN"])
     if first > state.point:
         raise SqlError(
@@ -1194,6 +1187,12 @@ def _restore_log(
             f"The log in this backup set begins at LSN {first}, which is too recent to apply "
             f"to the database. An earlier log backup that includes LSN {state.point} can be restored.",
         )
+    if first == last == state.point and inst.empty_log_restore == "accept":
+        # An empty log backup exactly at the restore point holds nothing to roll forward: accepted
+        # as a no-op (the behaviour is not documented; config empty_log_restore: refuse gives 4326).
+        backupfile.read_payload(families, header["DatabaseName"], None, ticker, cancel)
+        state.logs_applied, state.header = True, header
+        return
     if last <= state.point:
         raise SqlError(
             4326,
@@ -1203,20 +1202,26 @@ def _restore_log(
             f"apply to the database. A more recent log backup that includes LSN {state.point} can be "
             "restored.",
         )
-    raw = backupfile.read_payload(local, device, header["DatabaseName"], None, ticker, cancel)
+    raw = backupfile.read_payload(families, header["DatabaseName"], None, ticker, cancel)
     records = [_record(r) for r in raw]
     db.replay([r for r in records if state.point <= r.lsn < last])
     db.log = TransactionLog(last)
     state.point, state.logs_applied, state.header = last, True, header
+    state.fork_guid = header["RecoveryForkID"]
+    db.recovery_fork_guid = header["RecoveryForkID"]
     extra = header.get("Sandbox", {})
     db.recovery_model = header["RecoveryModel"]
     db.sku_features = list(extra.get("sku_features", db.sku_features))
 
 
 def recover(inst: Instance, db: Database) -> None:
-    """RESTORE ... WITH RECOVERY: bring a RESTORING database online (edition features checked)."""
+    """RESTORE ... WITH RECOVERY: bring a RESTORING database online, on a new recovery fork.
+
+    Recovery starts a new fork at the LSN it recovers at (Microsoft, "Recovery paths"; backupset's
+    fork columns): the next log backup spans the fork (first fork = the old one, ``fork_point_lsn``).
+    """
     if db.state == "ONLINE":
-        return
+        raise SqlError(3153, 16, 1, "The database is already fully recovered.")
     if db.state != "RESTORING" or db.restore is None or db.restore.point == 0:
         raise SqlError(
             3117,
@@ -1238,11 +1243,8 @@ def recover(inst: Instance, db: Database) -> None:
     state = db.restore
     header = state.header
     was_restored = bool(header)  # else: the source left RESTORING by its own tail-log backup (rollback)
-    db.log.next_lsn = max(db.log.next_lsn, state.point)
-    db.log.append("recovery", time=dt.datetime.now().isoformat())
     if was_restored:
         db.user_access = header.get("Sandbox", {}).get("user_access", db.user_access)
-        db.recovery_fork_guid = str(uuid.uuid4()).upper()
         db.last_full = (
             {
                 "checkpoint_lsn": state.base_checkpoint_lsn,
@@ -1255,5 +1257,11 @@ def recover(inst: Instance, db: Database) -> None:
         )
         if db.recovery_model != "SIMPLE":
             db.last_log_backup_lsn = state.point
+            db.log_backup_fork_guid = db.recovery_fork_guid
+            db.log_chain_new = False
+    db.log.next_lsn = max(db.log.next_lsn, state.point)
+    db.recovery_fork_guid = str(uuid.uuid4()).upper()
+    db.fork_point_lsn = state.point
+    db.log.append("recovery", time=inst.now().isoformat())
     db.state = "ONLINE"
     db.restore = None

@@ -13,7 +13,8 @@ from pathlib import Path
 from sandbox.mssql.engine import errors
 
 MAGIC = b"SBXMSBAK"
-VERSION = 1
+VERSION = 2  # 2: media families (striped/mirrored backups); version 1 files are still read
+READABLE_VERSIONS = (1, 2)
 TRAILER_MAGIC = b"SBXEND\x00\x01"
 FILE_HEADER = struct.Struct("<8sHH")  # magic, format version, reserved
 FRAME = struct.Struct("<BBI")  # frame type, flags, data length
@@ -24,29 +25,75 @@ CHUNK = 1 << 20
 _PADDING_BLOCK = os.urandom(CHUNK)  # incompressible filler, repeated
 
 
-class BackupWriter:
-    """Writes one backup set to ``<path>.partial`` and renames it into place on ``finish``."""
+class _FamilyFile:
+    """One media family: the same bytes go to each of its mirror files (``<path>.partial`` until done)."""
 
-    def __init__(self, path: Path, compress: bool, progress: Callable[[int], None]):
-        self.path = path
-        self.partial = path.with_name(path.name + ".partial")
+    def __init__(self, paths: list[Path]):
+        self.paths = paths
+        self.partials = [p.with_name(p.name + ".partial") for p in paths]
+        self.files = []
+        try:
+            for partial in self.partials:
+                self.files.append(open(partial, "wb"))  # noqa: SIM115 - closed in finish/abort
+        except OSError:
+            self.abort()
+            raise
+        self.sha = hashlib.sha256()
+        self.offset = 0
+
+    def write(self, data: bytes) -> None:
+        for f in self.files:
+            f.write(data)
+        self.sha.update(data)
+        self.offset += len(data)
+
+    def finish(self, header_frame: bytes, header_offset: int) -> None:
+        self.write(header_frame)
+        trailer = TRAILER.pack(TRAILER_MAGIC, header_offset, self.sha.digest())
+        for f in self.files:
+            f.write(trailer)
+            f.close()
+        for partial, path in zip(self.partials, self.paths, strict=True):
+            os.replace(partial, path)
+
+    def abort(self) -> None:
+        for f in self.files:
+            f.close()
+        for partial in self.partials:
+            partial.unlink(missing_ok=True)
+
+
+class BackupWriter:
+    """Writes one backup set striped over media families, each family to one file per mirror.
+
+    :param families: ``families[f][m]`` is the file of family ``f + 1`` in mirror ``m``. Frames go to
+        the families in turn (frame ``k`` to family ``k % n``), so a reader interleaves them back.
+    """
+
+    def __init__(self, families: list[list[Path]], compress: bool, progress: Callable[[int], None]):
         self.compress = compress
         self.progress = progress
-        self.file = open(self.partial, "wb")  # noqa: SIM115 - closed in finish/abort
-        self.sha = hashlib.sha256()
+        self.families: list[_FamilyFile] = []
+        try:
+            for paths in families:
+                self.families.append(_FamilyFile(paths))
+        except OSError:
+            self.abort()
+            raise
         self.raw_bytes = 0  # uncompressed payload bytes (BackupSize)
-        self._write(FILE_HEADER.pack(MAGIC, VERSION, 0))
-
-    def _write(self, data: bytes) -> None:
-        self.file.write(data)
-        self.sha.update(data)
+        self.frames = 0
+        for family in self.families:
+            family.write(FILE_HEADER.pack(MAGIC, VERSION, 0))
 
     def frame(self, frame_type: int, data: bytes, compressible: bool = True) -> None:
         flags = 0
         stored = data
         if self.compress and compressible:
             stored, flags = zlib.compress(data, 1), FLAG_ZLIB
-        self._write(FRAME.pack(frame_type, flags, len(stored)) + stored)
+        self.families[self.frames % len(self.families)].write(
+            FRAME.pack(frame_type, flags, len(stored)) + stored
+        )
+        self.frames += 1
         self.raw_bytes += len(data)
         self.progress(len(data))
 
@@ -65,25 +112,60 @@ class BackupWriter:
             self.frame(FRAME_PADDING, chunk, compressible=False)
             size -= len(chunk)
 
-    def finish(self, header: dict) -> int:
-        """Write the header frame and trailer; returns the file size on disk."""
-        offset = self.file.tell()
-        body = b""
-        for _ in range(5):  # CompressedBackupSize is the file size, which includes the header itself
-            size = offset + FRAME.size + len(body) + TRAILER.size
-            header["CompressedBackupSize"] = str(size)
-            body = json.dumps(header, sort_keys=True).encode()
-            if offset + FRAME.size + len(body) + TRAILER.size == size:
+    def finish(self, header: dict, media: dict) -> int:
+        """Write each family's header frame and trailer; returns the bytes of one mirror on disk.
+
+        ``media`` is the media-set identity (``media_set_guid``, ``family_count``, ``mirror_count``,
+        ``family_ids``); each family's header gets it under ``Sandbox.media`` with its own number.
+        ``CompressedBackupSize`` is the size of all families of one mirror, headers included.
+        """
+        bodies = [b""] * len(self.families)
+        total = 0
+        for _ in range(8):  # the total includes the headers that state it: iterate to a fixed point
+            total = sum(
+                f.offset + FRAME.size + len(body) + TRAILER.size
+                for f, body in zip(self.families, bodies, strict=True)
+            )
+            header["CompressedBackupSize"] = str(total)
+            new = [
+                json.dumps(_family_header(header, media, number), sort_keys=True).encode()
+                for number in range(1, len(self.families) + 1)
+            ]
+            if new == bodies:
                 break
-        self._write(FRAME.pack(FRAME_HEADER, 0, len(body)) + body)
-        self.file.write(TRAILER.pack(TRAILER_MAGIC, offset, self.sha.digest()))
-        self.file.close()
-        os.replace(self.partial, self.path)
-        return self.path.stat().st_size
+            bodies = new
+        for family, body in zip(self.families, bodies, strict=True):
+            offset = family.offset
+            family.finish(FRAME.pack(FRAME_HEADER, 0, len(body)) + body, offset)
+        return total
 
     def abort(self) -> None:
-        self.file.close()
-        self.partial.unlink(missing_ok=True)
+        for family in self.families:
+            family.abort()
+
+
+def _family_header(header: dict, media: dict, number: int) -> dict:
+    family = dict(header)
+    family["Sandbox"] = dict(header.get("Sandbox", {}))
+    family["Sandbox"]["media"] = {
+        "media_set_guid": media["media_set_guid"],
+        "family_count": media["family_count"],
+        "mirror_count": media["mirror_count"],
+        "family_sequence_number": number,
+        "media_family_id": media["family_ids"][number - 1],
+    }
+    return family
+
+
+def media_of(header: dict) -> dict:
+    """The media-set identity stored with a header (format 1 files: a single family)."""
+    media = dict(header.get("Sandbox", {}).get("media") or {})
+    media.setdefault("media_set_guid", header.get("BackupSetGUID"))
+    media.setdefault("family_count", 1)
+    media.setdefault("mirror_count", 1)
+    media.setdefault("family_sequence_number", 1)
+    media.setdefault("media_family_id", header.get("BackupSetGUID"))
+    return media
 
 
 def read_header(path: Path, device: str) -> dict:
@@ -95,7 +177,7 @@ def read_header(path: Path, device: str) -> dict:
             if len(head) < FILE_HEADER.size or size < FILE_HEADER.size + TRAILER.size:
                 raise errors.media_incorrectly_formed(device)
             magic, version, _ = FILE_HEADER.unpack(head)
-            if magic != MAGIC or version != VERSION:
+            if magic != MAGIC or version not in READABLE_VERSIONS:
                 raise errors.media_incorrectly_formed(device)
             f.seek(size - TRAILER.size)
             trailer_magic, offset, _ = TRAILER.unpack(f.read(TRAILER.size))
@@ -113,45 +195,74 @@ def read_header(path: Path, device: str) -> dict:
 
 
 def read_payload(
-    path: Path,
-    device: str,
+    families: list[tuple[Path, str]],
     database: str,
     snapshot_target: Path | None,
     progress: Callable[[int], None],
     cancel,
 ) -> list[dict]:
-    """Verify the whole file and extract its payload.
+    """Verify every family file and extract the payload of one backup set.
 
-    The snapshot is streamed to ``snapshot_target``; the log records are returned. Nothing is applied
-    before the checksum over the whole file is verified (3183 on a mismatch).
+    ``families`` are ``(local path, device name)`` in family order. Frames are read back in turn from
+    the families, as the writer spread them. The snapshot is streamed to ``snapshot_target``; the log
+    records are returned. Nothing is applied before the checksum of every file is verified (3183).
     """
     records: list[dict] = []
-    sha = hashlib.sha256()
-    size = path.stat().st_size
-    end = size - TRAILER.size
     out = open(snapshot_target, "wb") if snapshot_target else None  # noqa: SIM115
+    readers: list[_FamilyReader] = []
     try:
-        with open(path, "rb") as f:
-            head = f.read(FILE_HEADER.size)
-            sha.update(head)
-            for frame_type, data in _frames(f, end, sha, device, database):
-                if cancel.is_set():
-                    raise errors.backup_aborted()
-                progress(len(data))
-                if frame_type == FRAME_SNAPSHOT and out is not None:
-                    out.write(data)
-                elif frame_type == FRAME_LOG:
-                    try:
-                        records.extend(json.loads(line) for line in data.splitlines() if line)
-                    except ValueError as e:
-                        raise errors.restore_page_error(database) from e
-            _, _, digest = TRAILER.unpack(f.read(TRAILER.size))
-        if digest != sha.digest():
-            raise errors.restore_page_error(database)
+        for path, device in families:
+            readers.append(_FamilyReader(path, device, database))
+        turn = 0
+        while True:
+            item = readers[turn % len(readers)].next_frame()
+            if item is None:
+                break
+            turn += 1
+            frame_type, data = item
+            if cancel.is_set():
+                raise errors.backup_aborted()
+            progress(len(data))
+            if frame_type == FRAME_SNAPSHOT and out is not None:
+                out.write(data)
+            elif frame_type == FRAME_LOG:
+                try:
+                    records.extend(json.loads(line) for line in data.splitlines() if line)
+                except ValueError as e:
+                    raise errors.restore_page_error(database) from e
+        for reader in readers:
+            if reader.next_frame() is not None:  # a family holds frames past the end of the set
+                raise errors.restore_page_error(database)
+            reader.verify()
         return records
     finally:
+        for reader in readers:
+            reader.close()
         if out is not None:
             out.close()
+
+
+class _FamilyReader:
+    """Frames of one family file, checksummed as they are read."""
+
+    def __init__(self, path: Path, device: str, database: str):
+        self.device, self.database = device, database
+        self.sha = hashlib.sha256()
+        self.end = path.stat().st_size - TRAILER.size
+        self.file = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self.sha.update(self.file.read(FILE_HEADER.size))
+        self.frames = _frames(self.file, self.end, self.sha, device, database)
+
+    def next_frame(self) -> tuple[int, bytes] | None:
+        return next(self.frames, None)
+
+    def verify(self) -> None:
+        _, _, digest = TRAILER.unpack(self.file.read(TRAILER.size))
+        if digest != self.sha.digest():
+            raise errors.restore_page_error(self.database)
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def _frames(f, end: int, sha, device: str, database: str) -> Iterator[tuple[int, bytes]]:

@@ -105,7 +105,7 @@ def _recovery_status(inst: Instance, session: Session, db: Database) -> list[tup
                 d.last_log_backup_lsn,
                 d.recovery_fork_guid,
                 d.first_recovery_fork_guid,
-                None,
+                d.fork_point_lsn if d.first_recovery_fork_guid != d.recovery_fork_guid else None,
             )
         )
     return rows

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sandbox.mssql.engine import history, servertime
 from sandbox.mssql.engine.database import RECOVERY_MODELS
 
-KNOWN_KEYS = {"name", "product_version", "edition", "data_dir", "path_map", "logins", "databases"}
+KNOWN_KEYS = {
+    "name",
+    "product_version",
+    "edition",
+    "data_dir",
+    "path_map",
+    "logins",
+    "databases",
+    "timezone",
+    "empty_log_restore",
+}
+EMPTY_LOG_RESTORE = ("accept", "refuse")
 DB_KEYS = {
     "recovery_model",
     "tde",
@@ -16,6 +28,7 @@ DB_KEYS = {
     "tables",
     "user_access",
     "read_only",
+    "history",
 }
 
 
@@ -26,7 +39,7 @@ def _require(cond: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def build_instance(cls, cfg: dict, base_dir: Path):
+def build_instance(cls, cfg: dict, base_dir: Path, clock=None):
     _require(isinstance(cfg, dict), "config: expected a mapping")
     unknown = set(cfg) - KNOWN_KEYS
     _require(not unknown, f"config: unknown field(s) {sorted(unknown)}")
@@ -55,9 +68,34 @@ def build_instance(cls, cfg: dict, base_dir: Path):
             isinstance(spec, dict) and isinstance(spec.get("password"), str),
             f"logins.{login}.password: a string password is required",
         )
-    inst = cls(name, version, edition, data_dir, mapped, {k: dict(v) for k, v in logins.items()})
+    try:
+        timezone = servertime.parse_timezone(cfg.get("timezone", "UTC"))
+    except ValueError as e:
+        _require(False, str(e))
+    empty_log = str(cfg.get("empty_log_restore", "accept")).lower()
+    _require(
+        empty_log in EMPTY_LOG_RESTORE,
+        f"empty_log_restore: expected one of {list(EMPTY_LOG_RESTORE)}, got {cfg.get('empty_log_restore')!r}",
+    )
+    inst = cls(
+        name,
+        version,
+        edition,
+        data_dir,
+        mapped,
+        {k: dict(v) for k, v in logins.items()},
+        clock=clock,
+        timezone=timezone,
+    )
+    inst.empty_log_restore = empty_log
+    histories = []
     for db_name, spec in (cfg.get("databases") or {}).items():
         _seed_database(inst, str(db_name), spec or {})
+        if (spec or {}).get("history") is not None:
+            histories.append((str(db_name), history.parse(spec["history"], f"databases.{db_name}.history")))
+    for db_name, plan in histories:  # after every database exists: a job backs up what is there
+        if plan is not None:
+            history.seed(inst, db_name, plan)
     return inst
 
 

@@ -55,6 +55,7 @@ class RestoreState:
     base_guid: str | None  # differential base: backup_set_uuid of the restored full
     logs_applied: bool = False
     header: dict = field(default_factory=dict)  # header of the last applied backup
+    fork_guid: str | None = None  # the recovery fork the restored data is on at ``point``
 
 
 def open_sqlite(path: Path) -> sqlite3.Connection:
@@ -78,7 +79,7 @@ class Database:
         self.database_id = database_id
         self.path = path
         self.system = system
-        self.create_date = dt.datetime.now().replace(microsecond=0)
+        self.create_date = dt.datetime(2000, 1, 1)  # set from the instance's clock by Instance._add_database
         self.state = "ONLINE"
         self.user_access = "MULTI_USER"
         self.read_only = False
@@ -90,8 +91,11 @@ class Database:
         self.padding = {"full": 0, "log": 0}
         self.database_guid = str(uuid.uuid4()).upper()
         self.family_guid = self.database_guid
+        # Recovery forks: RESTORE ... WITH RECOVERY starts a new fork at the LSN where it recovers.
         self.recovery_fork_guid = str(uuid.uuid4()).upper()
         self.first_recovery_fork_guid = self.recovery_fork_guid
+        self.fork_point_lsn: int | None = None  # where the current fork began (None: never forked)
+        self.log_backup_fork_guid = self.recovery_fork_guid  # the fork at last_log_backup_lsn
         self.log = TransactionLog(initial_lsn(name))
         self.write_lock = OwnerLock()
         # Backup chain: the last non-copy-only full (differential base) and the log chain position.

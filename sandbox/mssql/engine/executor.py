@@ -9,7 +9,7 @@ import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from sandbox.mssql.engine import admin, backup, errors, functions
+from sandbox.mssql.engine import admin, backup, datefuncs, errors, functions, servertime
 from sandbox.mssql.engine.lexer import Token
 from sandbox.mssql.engine.parser import Parser, SqlType, Stmt, parse_batch, unsupported
 from sandbox.mssql.engine.query import Translator, map_sqlite_error, run_select
@@ -47,10 +47,11 @@ class Executor:
     # -- batch ---------------------------------------------------------------------------------
     def run_batch(self, text: str) -> None:
         stmts = parse_batch(text)
-        try:
-            self.run_list(stmts)
-        except _Return:
-            pass
+        with servertime.bound(self.inst.now):  # GETDATE() & co. read this instance's clock
+            try:
+                self.run_list(stmts)
+            except _Return:
+                pass
 
     def run_list(self, stmts: list[Stmt]) -> None:
         for stmt in stmts:
@@ -65,7 +66,7 @@ class Executor:
         if command:
             self.session.request = {
                 "command": command,
-                "start_time": dt.datetime.now(),
+                "start_time": self.inst.local_now(),
                 "percent_complete": 0.0,
                 "database_id": self.inst.database_id_of(self.session.database),
             }
@@ -542,6 +543,8 @@ class Executor:
     def call(self, name: str, args: list):
         if name in ("COALESCE", "ISNULL", "IIF"):
             return self._lazy_function(name, args)
+        if name in datefuncs.FUNCTIONS and args and args[0][0] == "col" and len(args[0][1]) == 1:
+            args = [("lit", args[0][1][0])] + list(args[1:])  # DATEADD(minute, ...): a keyword, not a column
         values = [self.eval(a) for a in args if a[0] != "star"]
         builtin = self.inst.builtin(name)
         if builtin is not None:
@@ -689,6 +692,10 @@ SCALARS = {
     "SYSDATETIME": lambda: functions.now_local(),
     "GETUTCDATE": lambda: functions.now_utc(),
     "SYSUTCDATETIME": lambda: functions.now_utc(),
+    "SYSDATETIMEOFFSET": lambda: functions.now_offset(),
+    "DATEADD": datefuncs.dateadd,
+    "DATEDIFF": datefuncs.datediff,
+    "DATEPART": datefuncs.datepart,
     "NEWID": lambda: uuid.UUID(functions.new_guid()),
     "QUOTENAME": functions.quotename,
     "LEN": lambda s: None if s is None else len(str(s).rstrip(" ")),

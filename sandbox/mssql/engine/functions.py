@@ -13,6 +13,7 @@ import uuid
 import zlib
 from contextlib import contextmanager
 
+from sandbox.mssql.engine import datefuncs, servertime
 from sandbox.mssql.engine.lexer import quote_ident
 from sandbox.mssql.engine.types import format_datetime
 
@@ -30,14 +31,20 @@ def write_context(now: dt.datetime, seed: int):
         _context.state = saved
 
 
-def now_local() -> dt.datetime:
+def now_offset() -> dt.datetime:
+    """SYSDATETIMEOFFSET(): the server's local time with its UTC offset (pinned during a write)."""
     state = getattr(_context, "state", None)
-    return state[0] if state else dt.datetime.now()
+    return state[0] if state else servertime.current()
+
+
+def now_local() -> dt.datetime:
+    """GETDATE()/SYSDATETIME(): the server's wall-clock time (its own time zone), naive."""
+    return servertime.local_naive(now_offset())
 
 
 def now_utc() -> dt.datetime:
-    state = getattr(_context, "state", None)
-    return state[0] if state else dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    """GETUTCDATE()/SYSUTCDATETIME(), naive UTC."""
+    return servertime.utc_naive(now_offset())
 
 
 def new_guid() -> str:
@@ -106,6 +113,8 @@ def register_common(conn) -> None:
     conn.create_function("SYSDATETIME", 0, lambda: now_local().strftime("%Y-%m-%d %H:%M:%S.%f"))
     conn.create_function("GETUTCDATE", 0, lambda: format_datetime(now_utc()))
     conn.create_function("SYSUTCDATETIME", 0, lambda: now_utc().strftime("%Y-%m-%d %H:%M:%S.%f"))
+    conn.create_function("SYSDATETIMEOFFSET", 0, lambda: datefuncs.offset_text(now_offset()))
+    datefuncs.register(conn)
     conn.create_function("NEWID", 0, new_guid)
     conn.create_function("QUOTENAME", 1, quotename)
     conn.create_function("QUOTENAME", 2, quotename)

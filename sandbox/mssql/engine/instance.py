@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from sandbox.clock import SandboxClock
 from sandbox.mssql.engine import admin, backup, errors
 from sandbox.mssql.engine.database import RECOVERY_MODELS, USER_ACCESS, Database
 from sandbox.mssql.engine.functions import write_context
@@ -70,7 +71,13 @@ class Instance:
         data_dir: Path,
         path_map: dict[str, Path],
         logins: dict[str, dict],
+        *,
+        clock: SandboxClock | None = None,
+        timezone: dt.tzinfo = dt.UTC,
     ):
+        self.clock = clock if clock is not None else SandboxClock()  # "now" comes only from here
+        self.timezone = timezone  # the server's own time zone (GETDATE, msdb dates)
+        self.empty_log_restore = "accept"  # RESTORE LOG of an empty log at the restore point (config)
         self.name = name
         self.product_version = product_version
         self.edition = edition
@@ -97,11 +104,23 @@ class Instance:
 
     # -- configuration -------------------------------------------------------------------------
     @classmethod
-    def from_config(cls, cfg: dict, base_dir: Path) -> Instance:
-        """Build an instance from a config dict (see the package docstring); paths relative to ``base_dir``."""
+    def from_config(cls, cfg: dict, base_dir: Path, clock: SandboxClock | None = None) -> Instance:
+        """Build an instance from a config dict (see the package docstring); paths relative to ``base_dir``.
+
+        :param clock: the clock to read "now" from (a sandbox shares one between its stand-ins).
+        """
         from sandbox.mssql.engine.config import build_instance
 
-        return build_instance(cls, cfg, Path(base_dir))
+        return build_instance(cls, cfg, Path(base_dir), clock)
+
+    # -- server time ---------------------------------------------------------------------------
+    def now(self) -> dt.datetime:
+        """The current time in the server's time zone (aware), read from ``clock``."""
+        return self.clock.now().astimezone(self.timezone)
+
+    def local_now(self) -> dt.datetime:
+        """The server's wall-clock time, naive: what GETDATE() and msdb's datetime columns hold."""
+        return self.now().replace(tzinfo=None)
 
     @property
     def major_version(self) -> int:
@@ -126,6 +145,7 @@ class Instance:
                 database_id = next(i for i in itertools.count(5) if i not in used)
             path = self.data_dir / f"db_{database_id}_{next(self._file_ids)}.sqlite"
             db = Database(name, database_id, path, system=system)
+            db.create_date = self.local_now().replace(microsecond=0)
             db.compatibility_level = min(self.major_version, 16) * 10
             self.databases[name.lower()] = db
             return db
@@ -252,7 +272,7 @@ class Instance:
 
     def checkpoint(self, db: Database) -> int:
         """A checkpoint record; SIMPLE (and FULL never backed up) truncate the log here."""
-        record = db.log.append("checkpoint", time=dt.datetime.now().isoformat())
+        record = db.log.append("checkpoint", time=self.now().isoformat())
         db.last_checkpoint_lsn = record.lsn
         self.truncate_log(db)
         return record.lsn
@@ -385,7 +405,7 @@ class Instance:
     def write(self, session: Session, db: Database, build_ops: Callable[[], list], cancel=None) -> int:
         """Run a write: in the session's transaction, or autocommitted and logged at once."""
         self.check_writable(session, db)
-        now, seed = dt.datetime.now(), random.getrandbits(63)
+        now, seed = self.now(), random.getrandbits(63)  # aware local: replays to the same GETDATE()
         if session.in_transaction:
             if db not in session.txn_dbs:
                 db.write_lock.acquire(session, cancel)
@@ -526,17 +546,23 @@ class Instance:
         recovery: bool,
         progress: Callable[[int], None] | None = None,
         replace: bool = False,
+        login: str = "sa",
     ) -> dict:
-        """Restore a full, differential or log backup file into ``database``; returns its header fields."""
+        """Restore a full, differential or log backup into ``database``; returns its header fields.
+
+        :param local_path: the backup file, or a list of files (every family of a striped backup).
+        :param login: the ``user_name`` msdb.dbo.restorehistory records for this restore.
+        """
+        paths = list(local_path) if isinstance(local_path, list | tuple) else [local_path]
         return backup.restore(
             self,
             database,
-            Path(local_path),
-            str(local_path),
+            [(str(path), Path(path)) for path in paths],
             recovery=recovery,
             replace=replace,
             progress=progress,
             cancel=threading.Event(),
+            login=login,
         )
 
     def recover_database(self, database: str) -> None:

@@ -361,8 +361,13 @@ class Parser:
         target = self.db_target()
         self.expect_word("TO")
         devices = self.devices()
+        mirrors = []
+        while self.accept_word("MIRROR"):  # MIRROR TO <devices>: the same backup set again
+            self.expect_word("TO")
+            mirrors.append(self.devices())
         options = self.with_options()
-        return Stmt("backup", "", {"kind": kind, "target": target, "devices": devices, "options": options})
+        args = {"kind": kind, "target": target, "devices": devices, "mirrors": mirrors, "options": options}
+        return Stmt("backup", "", args)
 
     def _st_RESTORE(self) -> Stmt:
         self.next()

@@ -10,7 +10,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sandbox.mssql.engine import errors
+from sandbox.mssql.engine import datefuncs, errors
 from sandbox.mssql.engine.catalog import VIEWS
 from sandbox.mssql.engine.functions import register_common
 from sandbox.mssql.engine.lexer import Token
@@ -153,6 +153,10 @@ class Translator:
             elif word == "COUNT_BIG":
                 out.append("COUNT")
                 i += 1
+            elif word in datefuncs.FUNCTIONS and toks[i + 1].is_op("(") and toks[i + 2].kind == "word":
+                out.append(f"{word} ( {sql_literal(toks[i + 2].value)}")  # the datepart keyword
+                depth += 1
+                i += 3
             elif word == "OPTION" and toks[i + 1].is_op("("):
                 i = _matching(toks, i + 1) + 1
             else:
@@ -182,8 +186,16 @@ class Translator:
             return "?"
         if tok.kind == "num" and tok.value.lower().startswith("0x"):
             return "X'" + tok.value[2:] + "'"
-        if tok.kind == "word" and tok.upper in ("GETDATE", "SYSDATETIME", "GETUTCDATE", "SYSUTCDATETIME"):
+        if tok.kind == "word" and tok.upper in (
+            "GETDATE",
+            "SYSDATETIME",
+            "GETUTCDATE",
+            "SYSUTCDATETIME",
+            "SYSDATETIMEOFFSET",
+        ):
             return tok.upper
+        if tok.kind == "word" and tok.upper == "CURRENT_TIMESTAMP":
+            return "GETDATE()"  # SQLite's own CURRENT_TIMESTAMP would be UTC; T-SQL's is server local
         return tok.text
 
     def _top(self, toks: list[Token], i: int) -> tuple[int, str]:

@@ -212,6 +212,8 @@ def infer_column(name: str, values: list) -> Column:
     if isinstance(sample, bytes):
         return Column(name, "varbinary", size=-1)
     if isinstance(sample, dt.datetime):
+        if sample.tzinfo is not None:  # SYSDATETIMEOFFSET()
+            return Column(name, "datetimeoffset", scale=7)
         return Column(name, "datetime")
     if isinstance(sample, uuid.UUID):
         return Column(name, "uniqueidentifier")
