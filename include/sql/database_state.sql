@@ -10,7 +10,9 @@ SELECT
     d.compatibility_level,
     d.is_encrypted,
     d.log_reuse_wait_desc,
-    rs.last_log_backup_lsn
+    rs.last_log_backup_lsn,
+    rs.database_guid,
+    rs.family_guid
 FROM sys.databases AS d
 LEFT JOIN sys.database_recovery_status AS rs ON rs.database_id = d.database_id
 WHERE d.name = %(database)s;

@@ -195,6 +195,9 @@ class DatabaseFacts:
     log_reuse_wait_desc: str
     last_log_backup_lsn: int | None
     size_bytes: dict[str, int] = field(default_factory=dict)
+    #: ``sys.database_recovery_status``: a restored copy gets a new database_guid, keeps the family_guid.
+    database_guid: str | None = None
+    family_guid: str | None = None
     tde_encryption_state: int | None = None
     sku_features: tuple[str, ...] | None = None
 
@@ -315,6 +318,11 @@ def _compression_option(compression: bool, algorithm: str | None) -> str:
             f"compression algorithm {algorithm!r} is not one of {', '.join(COMPRESSION_ALGORITHMS)}"
         )
     return f"COMPRESSION (ALGORITHM = {algorithm})"
+
+
+def _guid_text(value: Any) -> str | None:
+    text = str(value or "").strip().strip("{}").lower()
+    return text or None
 
 
 def _iso_utc(value: datetime) -> str:
@@ -510,6 +518,8 @@ class MigrationMsSqlHook(MsSqlHook):
             is_encrypted=bool(row["is_encrypted"]),
             log_reuse_wait_desc=str(row["log_reuse_wait_desc"]),
             last_log_backup_lsn=_plain(row["last_log_backup_lsn"]),
+            database_guid=_guid_text(row.get("database_guid")),
+            family_guid=_guid_text(row.get("family_guid")),
             size_bytes={str(r["type_desc"]): int(r["size_bytes"]) for r in sizes},
             tde_encryption_state=int(tde[0]["encryption_state"]) if tde else None,
             sku_features=features,
@@ -757,7 +767,8 @@ class MigrationMsSqlHook(MsSqlHook):
 
     def restore_proof(self, database: str) -> dict[str, Any]:
         """What this server restored into ``database`` (msdb restorehistory): the last LSN reached, the
-        number of restores of the current sequence, the backups' and the database's ``database_guid``.
+        number of restores of the current sequence, the backups' ``database_guid`` and the database's
+        ``family_guid``.
 
         :param database: database name on this server.
         """
@@ -771,8 +782,8 @@ class MigrationMsSqlHook(MsSqlHook):
         return {
             "restored_through_lsn": row.get("restored_through_lsn"),
             "restores": int(row.get("restores") or 0),
-            "backup_database_guid": str(row.get("backup_database_guid") or "").strip("{}").lower() or None,
-            "database_guid": str(row.get("database_guid") or "").strip("{}").lower() or None,
+            "backup_database_guid": _guid_text(row.get("backup_database_guid")),
+            "family_guid": _guid_text(row.get("family_guid")),
         }
 
     def log_since_last_backup(self, database: str) -> int | None:

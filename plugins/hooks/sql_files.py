@@ -17,8 +17,8 @@ SQL_DIR_ENV = "RDS_MIGRATION_SQL_DIR"
 
 #: The only values each keyword slot may take.
 SLOT_VALUES: Mapping[str, frozenset[str]] = {
-    "COMPRESSION": frozenset({"COMPRESSION", "NO_COMPRESSION"}),
-    "USER_ACCESS": frozenset({"RESTRICTED_USER", "SINGLE_USER", "MULTI_USER"}),
+    "COMPRESSION": frozenset({"COMPRESSION", "NO_COMPRESSION", "COMPRESSION (ALGORITHM = MS_XPRESS)"}),
+    "OPTION": frozenset({"RESTRICTED_USER", "SINGLE_USER", "MULTI_USER", "READ_ONLY", "READ_WRITE"}),
 }
 
 _SLOT = re.compile(r"\{\{\s*([A-Z_][A-Z0-9_]*)\s*\}\}")

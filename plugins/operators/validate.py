@@ -1,7 +1,8 @@
 """Prove the target holds the same data — by LSN and metadata by default, by content on request.
 
 A physical restore is byte-identical (real-world.md S8): the proof of completeness is that RDS restored
-the chain through the tail-log backup's ``last_lsn``, from backups of the same ``database_guid`` taken
+the chain through the tail-log backup's ``last_lsn``, from backups of the source's ``database_guid``
+(the restored copy gets a ``database_guid`` of its own but keeps the source's ``family_guid``) taken
 WITH CHECKSUM, and that DBCC CHECKDB passed. Row counts from ``sys.dm_db_partition_stats`` on both
 sides cost O(tables), not O(rows). The opt-in deep mode also compares every row's content (text, ntext,
 image and xml included, which BINARY_CHECKSUM ignores). Nothing here reads table data in the default mode.
@@ -114,21 +115,33 @@ class ValidateOperator(MigrationOperator):
         if unchecked:
             problems.append(f"backups taken without CHECKSUM: {', '.join(unchecked)}")
         target = steps.target_sql.restore_proof(steps.target_database)
+        source = steps.source.database_facts(steps.database)
+        reached = target["restored_through_lsn"]
         proof.update(
-            restored_through_lsn=str(target["restored_through_lsn"])
-            if target["restored_through_lsn"]
-            else None,
+            restored_through_lsn=str(reached) if reached else None,
             restores=target["restores"],
-            target_database_guid=target["database_guid"],
+            backup_database_guid=target["backup_database_guid"],
+            target_family_guid=target["family_guid"],
+            source_family_guid=source.family_guid if source else None,
         )
         reached = target["restored_through_lsn"]
         if reached is None:
             proof["msdb"] = "restore history not readable on the target: RDS's file list is the proof"
         elif int(reached) < tail.last_lsn:
             problems.append(f"the target's msdb shows restores up to LSN {reached}, short of {tail.last_lsn}")
-        if target["database_guid"] and target["database_guid"] != tail.database_guid:
+        if target["backup_database_guid"] and target["backup_database_guid"] != tail.database_guid:
             problems.append(
-                f"the target database has database_guid {target['database_guid']}, the source {tail.database_guid}"
+                f"the target was restored from backups of database_guid {target['backup_database_guid']}, "
+                f"the source's is {tail.database_guid}"
+            )
+        if (
+            source
+            and source.family_guid
+            and target["family_guid"]
+            and target["family_guid"] != source.family_guid
+        ):
+            problems.append(
+                f"the target's family_guid {target['family_guid']} is not the source's {source.family_guid}"
             )
         task = steps.rds.get_task_state(steps.instance_id, migrate_task_id)
         checkdb = (

@@ -348,6 +348,31 @@ class Translator:
                 return Column("", "int")
             if head in ("MAX", "MIN"):
                 return self._expr_type(item[2:-1])
+            if head in ("GETDATE", "GETUTCDATE"):
+                return Column("", "datetime")
+            if head in ("SYSDATETIME", "SYSUTCDATETIME"):
+                return Column("", "datetime2", scale=7)
+            if head == "DATEADD":  # the type of its date argument
+                first = _find_top_level(item, 2, len(item) - 1, ",")
+                second = _find_top_level(item, first + 1, len(item) - 1, ",")
+                return self._expr_type(item[second + 1 : -1]) or Column("", "datetime")
+        if head == "CASE" and item[-1].is_word("END"):
+            # The result type comes from the THEN/ELSE expressions (the first typed one here).
+            then = _find_top_level(item, 1, len(item), "THEN", missing_ok=True)
+            while then != -1:
+                stop = min(
+                    (
+                        j
+                        for w in ("WHEN", "ELSE", "END")
+                        if (j := _find_top_level(item, then + 1, len(item), w, True)) != -1
+                    ),
+                    default=len(item) - 1,
+                )
+                column = self._expr_type(item[then + 1 : stop])
+                if column is not None:
+                    return column
+                then = _find_top_level(item, stop, len(item), "THEN", missing_ok=True)
+            return None
         if all(t.kind in ("word", "qident") or t.is_op(".") for t in item):
             parts = [t.value for t in item if not t.is_op(".")]
             return self._column_type(parts)

@@ -54,9 +54,9 @@ def test_slot_values_come_from_allow_list_only():
         sql_files.load_sql("no_such_statement")
 
 
-def test_set_user_access_fills_mode():
-    text = sql_files.load_sql("set_user_access", USER_ACCESS="SINGLE_USER")
-    assert "SET SINGLE_USER WITH ROLLBACK IMMEDIATE" in text
+def test_set_database_option_fills_the_option():
+    text = sql_files.load_sql("set_database_option", OPTION="READ_ONLY")
+    assert "SET READ_ONLY WITH ROLLBACK IMMEDIATE" in text
 
 
 # ---- SQL Server errors ---------------------------------------------------------------------------
