@@ -1241,7 +1241,9 @@ def recover(inst: Instance, db: Database) -> None:
     db.log.next_lsn = max(db.log.next_lsn, state.point)
     db.log.append("recovery", time=dt.datetime.now().isoformat())
     if was_restored:
+        # Options of the last applied backup (full or log) travel: READ_ONLY and the user access mode.
         db.user_access = header.get("Sandbox", {}).get("user_access", db.user_access)
+        db.read_only = bool(header.get("IsReadOnly", db.read_only))
         db.recovery_fork_guid = str(uuid.uuid4()).upper()
         db.last_full = (
             {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sandbox.mssql.engine import language, security
 from sandbox.mssql.engine.database import RECOVERY_MODELS
 
 KNOWN_KEYS = {"name", "product_version", "edition", "data_dir", "path_map", "logins", "databases"}
@@ -16,7 +17,12 @@ DB_KEYS = {
     "tables",
     "user_access",
     "read_only",
+    "owner",
+    "users",
+    "files",
 }
+LOGIN_KEYS = {"password", "sysadmin", "server_roles", "default_database", "default_language", "sid"}
+FILE_KEYS = {"data_mb", "log_mb", "filestream_mb", "fulltext_mb"}
 
 
 def _require(cond: bool, message: str) -> None:
@@ -45,20 +51,70 @@ def build_instance(cls, cfg: dict, base_dir: Path):
         isinstance(path_map, dict), "path_map: expected a mapping of server path prefix -> local directory"
     )
     mapped = {str(k): (base_dir / str(v)).resolve() for k, v in path_map.items()}
-    logins = cfg.get("logins")
+    logins = _logins(cfg.get("logins"), name)
+    inst = cls(name, version, edition, data_dir, mapped, logins)
+    databases = cfg.get("databases") or {}
+    _require(isinstance(databases, dict), "databases: expected a mapping of database name -> settings")
+    for db_name, spec in databases.items():
+        _seed_database(inst, str(db_name), spec or {})
+    return inst  # a default_database that does not exist is legal: such a login fails with 4064
+
+
+def _logins(cfg, instance_name: str) -> dict[str, security.Login]:
+    """``logins: {name: {password, sysadmin, server_roles, default_database, default_language, sid}}``."""
     _require(
-        isinstance(logins, dict) and logins,
+        isinstance(cfg, dict) and cfg,
         "logins: at least one login {name: {password, sysadmin}} is needed",
     )
-    for login, spec in logins.items():
+    logins: dict[str, security.Login] = {}
+    next_id = security.FIRST_LOGIN_ID
+    for name, spec in cfg.items():
+        where = f"logins.{name}"
+        _require(isinstance(spec, dict), f"{where}: expected a mapping")
+        unknown = set(spec) - LOGIN_KEYS
+        _require(not unknown, f"{where}: unknown field(s) {sorted(unknown)}")
+        _require(isinstance(spec.get("password"), str), f"{where}.password: a string password is required")
+        _require(isinstance(spec.get("sysadmin", False), bool), f"{where}.sysadmin: expected true or false")
+        roles = spec.get("server_roles", []) or []
+        _require(isinstance(roles, list), f"{where}.server_roles: expected a list of fixed server roles")
+        for role in roles:
+            _require(
+                str(role).lower() in security.FIXED_SERVER_ROLES,
+                f"{where}.server_roles: unknown server role {role!r}; known: {sorted(security.FIXED_SERVER_ROLES)}",
+            )
+        roles = {str(r).lower() for r in roles} | ({"sysadmin"} if spec.get("sysadmin") else set())
+        lang = language.find_language(spec.get("default_language", "us_english"))
         _require(
-            isinstance(spec, dict) and isinstance(spec.get("password"), str),
-            f"logins.{login}.password: a string password is required",
+            lang is not None,
+            f"{where}.default_language: unknown language {spec.get('default_language')!r}; use a "
+            "sys.syslanguages name or alias such as us_english, British, Deutsch",
         )
-    inst = cls(name, version, edition, data_dir, mapped, {k: dict(v) for k, v in logins.items()})
-    for db_name, spec in (cfg.get("databases") or {}).items():
-        _seed_database(inst, str(db_name), spec or {})
-    return inst
+        default_db = spec.get("default_database", "master")
+        _require(
+            isinstance(default_db, str) and default_db != "", f"{where}.default_database: a database name"
+        )
+        sid = _sid(spec.get("sid"), f"{where}.sid") or security.derived_sid(instance_name, str(name))
+        _require(
+            all(other.sid != sid for other in logins.values()), f"{where}.sid: another login has this SID"
+        )
+        principal_id = 1 if str(name).lower() == "sa" else next_id
+        next_id += principal_id != 1
+        logins[str(name)] = security.Login(
+            str(name), spec["password"], principal_id, sid, frozenset(roles), default_db, lang.name
+        )
+    return logins
+
+
+def _sid(value, where: str) -> bytes | None:
+    if value is None:
+        return None
+    text = str(value)
+    try:
+        sid = bytes.fromhex(text[2:] if text.lower().startswith("0x") else text)
+    except ValueError:
+        sid = b""
+    _require(1 <= len(sid) <= 85, f"{where}: expected a hex SID like 0x1F2E... (1 to 85 bytes)")
+    return sid
 
 
 def _seed_database(inst, name: str, spec: dict) -> None:
@@ -95,6 +151,47 @@ def _seed_database(inst, name: str, spec: dict) -> None:
     )
     db.user_access = access
     db.read_only = bool(spec.get("read_only", False))
+    _seed_security(inst, db, spec, where)
+    db.files = _files(spec.get("files"), f"{where}.files")
+
+
+def _seed_security(inst, db, spec: dict, where: str) -> None:
+    """``owner: login`` and ``users: {login: [roles]}`` (each user has its login's name and SID)."""
+    owner = spec.get("owner", "sa")
+    _require(
+        isinstance(owner, str) and (owner in inst.logins or owner.lower() == "sa"),
+        f"{where}.owner: no login named {owner!r}",
+    )
+    db.owner = owner
+    users = spec.get("users", {}) or {}
+    _require(isinstance(users, dict), f"{where}.users: expected a mapping of login name -> list of roles")
+    for user, roles in users.items():
+        login = inst.logins.get(str(user))
+        _require(login is not None, f"{where}.users.{user}: no login named {user!r} (users map to logins)")
+        _require(login.name != owner, f"{where}.users.{user}: the owner is dbo already and needs no user")
+        roles = roles or []
+        _require(isinstance(roles, list), f"{where}.users.{user}: expected a list of database roles")
+        for role in roles:
+            _require(
+                str(role).lower() in security.FIXED_DATABASE_ROLES,
+                f"{where}.users.{user}: unknown database role {role!r}; "
+                f"known: {sorted(security.FIXED_DATABASE_ROLES)}",
+            )
+        security.add_user(db, login.name, login.sid, [str(r).lower() for r in roles])
+
+
+def _files(spec, where: str) -> dict[str, int]:
+    """``files: {data_mb, log_mb, filestream_mb, fulltext_mb}``: allocated sizes (data/log grow past theirs)."""
+    spec = spec or {}
+    _require(isinstance(spec, dict), f"{where}: expected a mapping like {{log_mb: 512, filestream_mb: 100}}")
+    unknown = set(spec) - FILE_KEYS
+    _require(not unknown, f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(FILE_KEYS)}")
+    for key, value in spec.items():
+        _require(
+            isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+            f"{where}.{key}: expected a whole number of MB >= 0",
+        )
+    return dict(spec)
 
 
 SEED_COLUMNS = (

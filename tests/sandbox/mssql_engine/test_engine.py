@@ -210,7 +210,7 @@ def test_exclusive_access_and_kill(source):
     assert error.number == 596
     with pytest.raises(SqlError) as info:
         source.login("app", "app", HOSTILE)
-    assert info.value.number == 924
+    assert info.value.number == 4060 and info.value.__cause__.number == 923  # RESTRICTED_USER
 
 
 def test_checkdb_corruption_and_info(source):

@@ -31,7 +31,7 @@ class OrdersInstance(FakeInstance):
         self.frozen: SqlError | None = None
         self.table_created = False
 
-    def login(self, user, password, database, app_name="", host_name=""):
+    def login(self, user, password, database, app_name="", host_name="", language_name=None):
         if self.frozen is not None and self.frozen.number == 924:
             raise SqlError(
                 924, 14, 1, "Database 'shop' is already open and can only have one user at a time."
