@@ -137,10 +137,10 @@ def single_byte_length(value) -> int | None:
 def to_date(value, target, dateformat, style, source):
     """SQLite side of CAST/CONVERT to a date type: a string is read under the DATEFORMAT passed in.
 
-    ``source`` 'auto' marks an expression of unknown type: a value already in the engine's storage form
-    is a date value and is kept. The DATEFORMAT travels in the SQL text, so a logged write replays alike.
+    ``source`` 'date' marks a date column (kept as it is); 'auto' an expression of unknown type, whose
+    value in the engine's storage form is taken as a date value. The DATEFORMAT travels in the SQL text, so a logged write replays alike.
     """
-    if value is None or isinstance(value, (bytes, int, float)):
+    if value is None or isinstance(value, (bytes, int, float)) or source == "date":
         return value
     text = str(value)
     if source == "auto" and language.looks_like_stored_datetime(text):

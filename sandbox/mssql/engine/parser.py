@@ -167,6 +167,8 @@ class Parser:
                 word = tok.upper
                 if word == "END" and case_depth > 0:
                     case_depth -= 1
+                elif word == "ELSE" and case_depth > 0:
+                    pass  # CASE ... ELSE ... END inside a query
                 elif word == "SELECT" and prev.is_word("UNION", "ALL", "EXCEPT", "INTERSECT"):
                     pass
                 elif word in allow:

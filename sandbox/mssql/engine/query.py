@@ -7,6 +7,7 @@ materialised as temporary tables. A write runs on the target database's own conn
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -105,6 +106,8 @@ class Translator:
         self.write_table: TableInfo | None = None
         self.conn: sqlite3.Connection | None = None
         self.insert_types: dict[int, SqlType] = {}  # token index of an INSERT value -> its column's type
+        # Text decided once every source is known (the SELECT list comes before FROM): marker -> function.
+        self.deferred: dict[str, Callable[[], str]] = {}
 
     # -- entry points --------------------------------------------------------------------------
     def translate(self, toks: list[Token]) -> Translation:
@@ -113,6 +116,8 @@ class Translator:
             self.insert_types = self._insert_value_types(toks)
         sql = self._range(toks, 0, len(toks) - 1, top_level=True)
         sql = sql.replace(STAR, self._comparable_columns() or "NULL")
+        for marker, decide in self.deferred.items():
+            sql = sql.replace(marker, decide())
         result = Translation(
             sql, self.params, self.sources, write_db=self.write_db, write_table=self.write_table
         )
@@ -165,11 +170,14 @@ class Translator:
                 i += 4
             elif word == "DATALENGTH" and toks[i + 1].is_op("("):
                 close = _matching(toks, i + 1)
-                sqltype = self._column_sqltype(_chain(toks, i + 2, close))
-                single = sqltype is not None and sqltype.name in SINGLE_BYTE_TYPES
-                out.append(
-                    f"{'DATALENGTH_SB' if single else 'DATALENGTH'}({self._range(toks, i + 2, close)})"
-                )
+                parts = _chain(toks, i + 2, close)
+
+                def length_function(parts=parts) -> str:
+                    sqltype = self._column_sqltype(parts)
+                    single = sqltype is not None and sqltype.name in SINGLE_BYTE_TYPES
+                    return "DATALENGTH_SB" if single else "DATALENGTH"
+
+                out.append(f"{self._defer(length_function)}({self._range(toks, i + 2, close)})")
                 i = close + 1
             elif (
                 word in BARE_FUNCTIONS
@@ -254,22 +262,24 @@ class Translator:
         if end - start == 1 and toks[start].kind in ("str", "var"):
             return self._date_value(toks[start], target, style)
         inner = self._range(toks, start, end)
-        column = self._column_sqltype(_chain(toks, start, end))
-        if column is not None and column.name in language.DATE_TYPES:
-            return f"CAST({inner} AS TEXT)"
-        if column is not None and column.name in STRING_TYPES:
-            source = "varchar" if column.name in SINGLE_BYTE_TYPES else "nvarchar"
-        else:
-            source = "auto"
-        dateformat = self.ex.session.dateformat
-        args = [
-            inner,
-            sql_literal(target.name),
-            sql_literal(dateformat),
-            str(style or "NULL"),
-            sql_literal(source),
-        ]
+        parts = _chain(toks, start, end)
+
+        def source() -> str:
+            column = self._column_sqltype(parts)
+            if column is not None and column.name in language.DATE_TYPES:
+                return sql_literal("date")  # already a date value: kept as it is
+            if column is not None and column.name in STRING_TYPES:
+                return sql_literal("varchar" if column.name in SINGLE_BYTE_TYPES else "nvarchar")
+            return sql_literal("auto")
+
+        dateformat = sql_literal(self.ex.session.dateformat)
+        args = [inner, sql_literal(target.name), dateformat, str(style or "NULL"), self._defer(source)]
         return f"SBX_TO_DATE({', '.join(args)})"
+
+    def _defer(self, decide: Callable[[], str]) -> str:
+        marker = f"\x00DEFER{len(self.deferred)}\x00"
+        self.deferred[marker] = decide
+        return marker
 
     def _date_value(
         self, tok: Token, target: SqlType, style: int | None = None, implicit: bool = False
