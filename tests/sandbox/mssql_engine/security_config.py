@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from sandbox.mssql.engine import Instance
-from tests.sandbox.mssql_engine.conftest import make_instance
 
 DB = "Sales ]'ü"  # a hostile name on purpose
 PW = "Pw'd]1"
@@ -43,5 +42,17 @@ def lit(value: str) -> str:
     return "N'" + value.replace("'", "''") + "'"
 
 
-def secure_instance(tmp_path: Path, name: str = "SEC", **extra) -> Instance:
-    return make_instance(tmp_path, name, logins=LOGINS, databases={DB: dict(DATABASE)}, **extra)
+def secure_instance(tmp_path: Path, name: str = "SEC", seed_tables: bool = True) -> Instance:
+    """Logins above, database DB (with a seeded ``dbo.orders`` unless ``seed_tables`` is false); backups
+    under ``tmp_path/backups`` as ``D:\\Backups\\...``."""
+    backups = tmp_path / "backups"
+    backups.mkdir(exist_ok=True)
+    database = dict(DATABASE) if seed_tables else {k: v for k, v in DATABASE.items() if k != "tables"}
+    cfg = {
+        "name": name,
+        "logins": LOGINS,
+        "databases": {DB: database},
+        "path_map": {"D:\\Backups": str(backups)},
+        "data_dir": f"data/{name}",
+    }
+    return Instance.from_config(cfg, tmp_path)
