@@ -58,6 +58,10 @@ REFUSED_WRITE_ERRORS = {
 OBJECT_EXISTS = 2714
 DUPLICATE_KEY = 2627
 
+# pymssql.connect can raise its low-level exception when the server drops the connection right after the
+# login (a session killed by ALTER DATABASE ... WITH ROLLBACK IMMEDIATE as it arrives): a lost connection.
+DRIVER_ERRORS = (pymssql.Error, pymssql._mssql.MSSQLException)
+
 MIN_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 2.0
 MAX_LAG_S = 1.0  # after a stall, do not burst more than this much backlog
@@ -210,7 +214,7 @@ class _Workload:
             else:
                 self._insert()
             return True
-        except pymssql.Error as e:
+        except DRIVER_ERRORS as e:
             self._count_failure(e)
             self.close()  # reconnect next time: the session may be gone or the database frozen
             return False
@@ -283,7 +287,7 @@ class _Workload:
         if self.conn is not None:
             try:
                 self.conn.close()
-            except pymssql.Error:
+            except DRIVER_ERRORS:
                 pass
             self.conn = None
 
@@ -339,7 +343,8 @@ def _classify(error: Exception) -> str:
     text = _raw_text(error)
     server_answered = "message 20018" in text or "message 20002" in text
     if not server_answered and (
-        text.startswith("DB-Lib error message") or isinstance(error, pymssql.InterfaceError)
+        text.startswith("DB-Lib error message")
+        or isinstance(error, (pymssql.InterfaceError, pymssql._mssql.MSSQLException))
     ):
         return "disconnects"
     if _error_number(error) in REFUSED_WRITE_ERRORS or "message 20002" in text:

@@ -99,6 +99,7 @@ def _target(ex: Executor, parts: list[str]) -> tuple[Database, str, str]:
 
 def create_table(ex: Executor, args: dict) -> None:
     db, schema, name = _target(ex, args["name"])
+    security.check_database_permission(ex.inst, ex.session, db, "CREATE TABLE")
     columns = args["columns"]
     for col in columns:
         check_type(col["type"])
@@ -182,6 +183,13 @@ def _column_sql(col: dict, primary: list[str]) -> str:
 
 def create_index(ex: Executor, args: dict) -> None:
     db, schema, name = _target(ex, args["table"])
+    if "ALTER ANY SCHEMA" not in security.database_permissions(ex.inst, ex.session, db) and not db.system:
+        raise SqlError(
+            1088,
+            16,
+            12,
+            f'Cannot find the object "{name}" because it does not exist or you do not have permissions.',
+        )
 
     def build() -> list:
         table = db.find_table(schema, name)
@@ -197,6 +205,7 @@ def create_index(ex: Executor, args: dict) -> None:
 
 def create_schema(ex: Executor, name: str) -> None:
     db = ex.open_database(ex.session.database)
+    security.check_database_permission(ex.inst, ex.session, db, "CREATE SCHEMA")
 
     def build() -> list:
         if db.schema_id(name) is not None:
@@ -211,8 +220,10 @@ def drop_tables(ex: Executor, names: list[list[str]], if_exists: bool) -> None:
     for parts in names:
         db, schema, name = _target(ex, parts)
 
-        def build(db=db, schema=schema, name=name, parts=parts) -> list:
-            table = db.find_table(schema, name)
+        allowed = db.system or "ALTER ANY SCHEMA" in security.database_permissions(ex.inst, ex.session, db)
+
+        def build(db=db, schema=schema, name=name, parts=parts, allowed=allowed) -> list:
+            table = db.find_table(schema, name) if allowed else None  # no permission: as if missing
             if table is None:
                 if if_exists:
                     return []

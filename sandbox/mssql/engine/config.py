@@ -1,4 +1,26 @@
-"""Instance configuration: validation with errors that name the field, and database seeding."""
+"""Instance configuration: validation with errors that name the field, and database seeding.
+
+```yaml
+name: SRC-SQL01
+product_version: "15.0.4236.7"
+edition: "Enterprise Edition (64-bit)"
+data_dir: source-data
+path_map: {"D:\\Backups": source-backups}
+logins:
+  sa:        {password: ..., sysadmin: true}
+  migrator:  {password: ..., server_roles: [dbcreator], default_database: master, default_language: British}
+  app_owner: {password: ..., default_database: SalesDB, sid: "0x5A3E..."}  # sid: optional, else derived
+databases:
+  SalesDB:
+    recovery_model: FULL
+    owner: sa                          # sys.databases.owner_sid; RESTORE over it needs this login
+    users: {app_owner: [db_owner], backup_svc: [db_backupoperator]}   # users named like their logins
+    files: {data_mb: 64, log_mb: 512, filestream_mb: 100, fulltext_mb: 10}
+    user_access: MULTI_USER            # or SINGLE_USER, RESTRICTED_USER
+    read_only: false
+    tables: [{name: orders, rows: 1000}]
+```
+"""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sandbox.mssql.engine import errors, functions, language
+from sandbox.mssql.engine import errors, functions, language, security
 from sandbox.mssql.engine.catalog import VIEWS
 from sandbox.mssql.engine.functions import register_common
 from sandbox.mssql.engine.lexer import Token
@@ -112,6 +112,7 @@ class Translator:
     # -- entry points --------------------------------------------------------------------------
     def translate(self, toks: list[Token]) -> Translation:
         toks = [t for t in toks if not t.is_op(";")] + [Token("eof", "", "", toks[-1].pos if toks else 0)]
+        self.statement = toks[0].upper if toks[0].kind == "word" else ""
         if toks[0].is_word("INSERT"):
             self.insert_types = self._insert_value_types(toks)
         sql = self._range(toks, 0, len(toks) - 1, top_level=True)
@@ -445,6 +446,11 @@ class Translator:
         table = db.find_table(schema, name)
         if table is None:
             raise errors.invalid_object(".".join(p for p in parts))
+        target = self.write and (self.write_table is None or self.write_table is table)
+        permission = (
+            self.statement if target and self.statement in ("INSERT", "UPDATE", "DELETE") else "SELECT"
+        )
+        security.check_object(self.inst, self.ex.session, db, table.schema, table.name, permission)
         columns = [(c, column_for(c, t, nullable)) for c, t, nullable, _ in table.columns]
         if self.write:
             if self.write_db is not None and self.write_db is not db:

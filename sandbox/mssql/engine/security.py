@@ -327,6 +327,31 @@ def check_restore(inst: Instance, session: Session, name: str, db: Database | No
     raise SqlError(3110, 14, 1, f"User does not have permission to RESTORE database '{name}'.")
 
 
+def check_object(
+    inst: Instance, session: Session, db: Database, schema: str, name: str, permission: str
+) -> None:
+    """SELECT/INSERT/UPDATE/DELETE on a user table (db_datareader, db_datawriter, db_owner...): else 229.
+
+    System databases are not checked: their grants vary between installations (msdb backup history is
+    read by many tools), and the engine's own tables live there.
+    """
+    if db.system or permission in database_permissions(inst, session, db):
+        return
+    raise SqlError(
+        229,
+        14,
+        5,
+        f"The {permission} permission was denied on the object '{name}', database '{db.name}', schema '{schema}'.",
+    )
+
+
+def check_database_permission(inst: Instance, session: Session, db: Database, permission: str) -> None:
+    """CREATE TABLE, CREATE SCHEMA... in a database (db_ddladmin, db_owner): else 262."""
+    if permission in database_permissions(inst, session, db):
+        return
+    raise SqlError(262, 14, 1, f"{permission} permission denied in database '{db.name}'.")
+
+
 def check_create_database(inst: Instance, session: Session) -> None:
     if not {"sysadmin", "dbcreator"} & server_roles(inst, session):
         raise SqlError(262, 14, 1, "CREATE DATABASE permission denied in database 'master'.")

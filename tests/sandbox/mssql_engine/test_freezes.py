@@ -61,6 +61,27 @@ def test_restricted_user_disconnects_everyone_and_admits_privileged_logins_at_on
     login(inst, "app", DB).run("INSERT INTO dbo.orders (id, customer) VALUES (2000, N'back')")
 
 
+def test_restricted_user_admits_a_dbcreator_that_has_a_user(tmp_path):
+    inst = make_instance(
+        tmp_path,
+        "DBC",
+        logins={
+            "sa": {"password": "Pa55!", "sysadmin": True},
+            "dbc": {"password": PW, "server_roles": ["dbcreator"]},
+        },
+        databases={
+            "d": {
+                "users": {"dbc": ["db_datareader", "db_datawriter"]},
+                "user_access": "RESTRICTED_USER",
+                "tables": [{"name": "t", "rows": 1}],
+            }
+        },
+    )
+    dbc = login(inst, "dbc", "d")
+    dbc.run("INSERT INTO dbo.t (id, customer) VALUES (2, N'dbcreator')")
+    assert dbc.rows("SELECT COUNT(*) FROM dbo.t") == [(2,)]
+
+
 def test_single_user_admits_one_connection(tmp_path):
     inst = secure_instance(tmp_path)
     admin = login(inst, "sa")

@@ -229,3 +229,29 @@ def test_security_catalog_views(inst):
     assert sids[0][0] == sids[0][1] and len(sids[0][0]) == 16
     owner = r.rows(f"SELECT sid FROM {q(DB)}.sys.database_principals WHERE name = N'dbo'")[0][0]
     assert owner == security.sid_of(inst, "owner_login")
+
+
+def test_table_permissions_follow_the_database_roles(inst):
+    backup_svc = Runner(inst, "backup_svc", PW, DB)  # a user without data roles
+    for sql, permission in (
+        ("SELECT COUNT(*) FROM dbo.orders", "SELECT"),
+        ("INSERT INTO dbo.orders (id, customer) VALUES (900, N'x')", "INSERT"),
+        ("UPDATE dbo.orders SET amount = 0", "UPDATE"),
+        ("DELETE FROM dbo.orders", "DELETE"),
+    ):
+        error, _ = backup_svc.error(sql)
+        assert (error.number, error.severity, error.message) == (
+            229,
+            14,
+            f"The {permission} permission was denied on the object 'orders', database '{DB}', schema 'dbo'.",
+        )
+    app = Runner(inst, "app", PW, DB)  # db_datareader + db_datawriter
+    app.run("INSERT INTO dbo.orders (id, customer) VALUES (900, N'x'); UPDATE dbo.orders SET amount = 1")
+    error, _ = app.error("CREATE TABLE dbo.t (id int)")
+    assert (error.number, error.message) == (262, f"CREATE TABLE permission denied in database '{DB}'.")
+    error, _ = app.error("CREATE INDEX ix ON dbo.orders (amount)")
+    assert error.number == 1088
+    error, _ = app.error("DROP TABLE dbo.orders")
+    assert error.number == 3701
+    brit = Runner(inst, "brit", PW, DB)  # db_ddladmin
+    brit.run("CREATE TABLE dbo.t (id int); CREATE INDEX ix ON dbo.t (id); DROP TABLE dbo.t")

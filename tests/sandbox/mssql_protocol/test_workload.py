@@ -211,3 +211,22 @@ def test_cli_workload_requires_a_password(monkeypatch, capsys):
     code = main(["workload", "--user", "sa", "--database", "shop", "--duration", "0.1"])
     assert code == 2
     assert "SANDBOX_MSSQL_PASSWORD" in capsys.readouterr().err
+
+
+def test_a_connection_dropped_right_after_login_is_a_disconnect(monkeypatch):
+    """pymssql raises its low-level exception when the server drops the connection between the login and
+    the first statement (a session killed by ROLLBACK IMMEDIATE as it arrives): the workload goes on."""
+    from pymssql import _mssql
+
+    from sandbox.mssql import workload
+
+    def dropped(**_params):
+        raise _mssql.MSSQLDatabaseException(
+            (20017, b"DB-Lib error message 20017, severity 9:\nUnexpected EOF")
+        )
+
+    monkeypatch.setattr(workload.pymssql, "connect", dropped)
+    stats = run_workload(
+        dict(server="127.0.0.1", port=1, user=USER, password="x"), 50, 0.3, threading.Event()
+    )
+    assert stats.disconnects >= 1 and stats.errors == 0 and stats.writes == 0
