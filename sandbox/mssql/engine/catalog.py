@@ -283,6 +283,10 @@ def _sessions(inst: Instance, session: Session, db: Database) -> list[tuple]:
             "running" if s.request else "sleeping",
             inst.database_id_of(s.database),
             s.in_transaction and 1 or 0,
+            s.login,
+            s.language,
+            s.dateformat,
+            s.datefirst,
         )
         for s in inst.all_sessions()
     ]
@@ -296,6 +300,10 @@ SESSIONS_COLUMNS = [
     _desc("status"),
     Column("database_id", "smallint"),
     _int("open_transaction_count"),
+    _name("original_login_name"),
+    _name("language"),
+    Column("date_format", "nvarchar", size=3),
+    Column("date_first", "smallint"),
 ]
 
 

@@ -113,8 +113,10 @@ def test_set_language_dateformat_datefirst(inst):
     )
     assert error_of(r, "SET DATEFORMAT xyz") == (2741, 16, "SET DATEFORMAT date order 'xyz' is invalid.")
     assert error_of(r, "SET DATEFIRST 9") == (2742, 16, "SET DATEFIRST 9 is out of range.")
-    r.run("SET DATEFIRST 3")
-    assert r.rows("SELECT @@DATEFIRST") == [(3,)]
+    r.run("SET DATEFIRST 3; SET DATEFORMAT ydm")
+    assert r.rows(
+        "SELECT language, date_format, date_first FROM sys.dm_exec_sessions WHERE session_id = @@SPID"
+    ) == [("Deutsch", "ydm", 3)]
     assert r.rows("SELECT dateformat FROM sys.syslanguages WHERE alias = N'British English'") == [("dmy",)]
 
 
