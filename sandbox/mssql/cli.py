@@ -5,9 +5,10 @@
     Prints ``sandbox-mssql listening on HOST:PORT`` once ready (``--port 0`` picks a free port).
 
 ``python -m sandbox.mssql.cli workload --host H --port N --user U --database DB --rate R
-[--duration S] [--payload-bytes N]``
+[--duration S] [--payload-bytes N] [--idle-every S --idle-for S] [--journal FILE]``
     Insert/update rows of ``dbo.orders`` at R rows/s; the password comes from ``--password`` or
-    the ``SANDBOX_MSSQL_PASSWORD`` environment variable. Prints the counts when stopped.
+    the ``SANDBOX_MSSQL_PASSWORD`` environment variable. Prints the counts when stopped; with
+    ``--journal`` every acknowledged write is appended to FILE as one JSON object per line.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ def _build_parser() -> argparse.ArgumentParser:
     workload.add_argument("--payload-bytes", type=int, default=0, help="filler characters per row")
     workload.add_argument("--tds-version", default="7.4")
     workload.add_argument("--report-every", type=float, default=5.0, help="seconds between progress lines")
+    workload.add_argument("--idle-every", type=float, default=None, help="pause after this many seconds")
+    workload.add_argument("--idle-for", type=float, default=0.0, help="length of each pause in seconds")
+    workload.add_argument("--journal", type=Path, default=None, help="JSONL file of acknowledged writes")
     workload.set_defaults(handler=_workload_command)
     return parser
 
@@ -125,6 +129,9 @@ def _workload_command(args: argparse.Namespace) -> int:
     if args.rate <= 0:
         print("error: --rate must be > 0", file=sys.stderr)
         return 2
+    if args.idle_every is not None and (args.idle_every <= 0 or args.idle_for < 0):
+        print("error: --idle-every must be > 0 and --idle-for >= 0", file=sys.stderr)
+        return 2
     conn_params = {
         "server": args.host,
         "port": args.port,
@@ -143,6 +150,9 @@ def _workload_command(args: argparse.Namespace) -> int:
             payload_bytes=args.payload_bytes,
             on_progress=lambda s: print(f"progress {json.dumps(s.as_dict())}", flush=True),
             progress_every_s=args.report_every,
+            idle_every_s=args.idle_every,
+            idle_for_s=args.idle_for,
+            journal_path=args.journal,
         )
     print(f"done {json.dumps(stats.as_dict())}", flush=True)
     return 0

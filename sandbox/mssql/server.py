@@ -224,7 +224,12 @@ class TdsConnection:
             self.session = await self.loop.run_in_executor(
                 self.service.executor,
                 lambda: self.instance.login(
-                    login.user, login.password, login.database or None, login.app_name, login.host_name
+                    login.user,
+                    login.password,
+                    login.database or None,
+                    login.app_name,
+                    login.host_name,
+                    login.language or None,
                 ),
             )
         except SqlError as e:
@@ -237,14 +242,18 @@ class TdsConnection:
             self.session.on_kill = lambda: self.loop.call_soon_threadsafe(self.abort)
         database = getattr(self.session, "database", None) or login.database or "master"
         log.info(
-            "login %r to %r from %s (TDS %s, app %r)",
+            "login %r to %r from %s (TDS %s, app %r, language %r)",
             login.user,
             database,
             self.peer,
             tds.version_name(self.tds_version),
             login.app_name,
+            login.language,
         )
-        tokens = tds.login_response(self.encoder, database, _product_version(self.instance), self.packet_size)
+        language = getattr(self.session, "language", None) or "us_english"
+        tokens = tds.login_response(
+            self.encoder, database, _product_version(self.instance), self.packet_size, language
+        )
         await self._write(
             tds.PacketWriter(tds.PKT_REPLY, tds.DEFAULT_PACKET_SIZE).packets(tokens, final=True)
         )

@@ -6,7 +6,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from sandbox.mssql.engine import errors
+from sandbox.mssql.engine import errors, security
 from sandbox.mssql.engine.parser import unsupported
 from sandbox.mssql.engine.query import sql_ident
 from sandbox.mssql.engine.types import affinity, check_type
@@ -99,6 +99,7 @@ def _target(ex: Executor, parts: list[str]) -> tuple[Database, str, str]:
 
 def create_table(ex: Executor, args: dict) -> None:
     db, schema, name = _target(ex, args["name"])
+    security.check_database_permission(ex.inst, ex.session, db, "CREATE TABLE")
     columns = args["columns"]
     for col in columns:
         check_type(col["type"])
@@ -182,6 +183,13 @@ def _column_sql(col: dict, primary: list[str]) -> str:
 
 def create_index(ex: Executor, args: dict) -> None:
     db, schema, name = _target(ex, args["table"])
+    if "ALTER ANY SCHEMA" not in security.database_permissions(ex.inst, ex.session, db) and not db.system:
+        raise SqlError(
+            1088,
+            16,
+            12,
+            f'Cannot find the object "{name}" because it does not exist or you do not have permissions.',
+        )
 
     def build() -> list:
         table = db.find_table(schema, name)
@@ -197,6 +205,7 @@ def create_index(ex: Executor, args: dict) -> None:
 
 def create_schema(ex: Executor, name: str) -> None:
     db = ex.open_database(ex.session.database)
+    security.check_database_permission(ex.inst, ex.session, db, "CREATE SCHEMA")
 
     def build() -> list:
         if db.schema_id(name) is not None:
@@ -211,8 +220,10 @@ def drop_tables(ex: Executor, names: list[list[str]], if_exists: bool) -> None:
     for parts in names:
         db, schema, name = _target(ex, parts)
 
-        def build(db=db, schema=schema, name=name, parts=parts) -> list:
-            table = db.find_table(schema, name)
+        allowed = db.system or "ALTER ANY SCHEMA" in security.database_permissions(ex.inst, ex.session, db)
+
+        def build(db=db, schema=schema, name=name, parts=parts, allowed=allowed) -> list:
+            table = db.find_table(schema, name) if allowed else None  # no permission: as if missing
             if table is None:
                 if if_exists:
                     return []
@@ -234,39 +245,70 @@ def drop_tables(ex: Executor, names: list[list[str]], if_exists: bool) -> None:
 
 # -- ALTER DATABASE ----------------------------------------------------------------------------
 def alter_database(ex: Executor, args: dict) -> None:
+    """ALTER DATABASE ... SET: a refusal is the reason (5011, 5070...) as a message, then 5069."""
     inst, session = ex.inst, ex.session
     if session.in_transaction:
         raise SqlError(226, 16, 6, "ALTER DATABASE statement not allowed within multi-statement transaction.")
-    db = inst.database(args["name"] or session.database)
-    words = args["words"]
+    name = args["name"] or session.database
+    try:
+        db = inst.find_database(name)
+        if db is None:
+            raise security.alter_denied(name, state=5)
+        security.check_alter_database(inst, session, db)
+        killed = _set_option(ex, db, args["words"], args["termination"])
+    except SqlError as e:
+        if e.number not in (5011, 5070):
+            raise
+        ex.emit(Message(e.number, e.severity, e.state, e.message, server=inst.name))
+        raise SqlError(5069, 16, 1, "ALTER DATABASE statement failed.") from e
+    if killed:
+        ex.emit(
+            Message(
+                5060,
+                10,
+                1,
+                "Nonqualified transactions are being rolled back. Estimated rollback completion: 100%.",
+                server=inst.name,
+            )
+        )
+
+
+def _set_option(ex: Executor, db: Database, words: list[str], termination: str | None) -> int:
+    """Apply one SET option; returns the number of sessions rolled back and disconnected."""
+    inst, session = ex.inst, ex.session
     first = words[0] if words else ""
-    termination = args["termination"]
     if first == "RECOVERY" and len(words) == 2 and words[1] in ("FULL", "SIMPLE", "BULK_LOGGED"):
         set_recovery_model(inst, db, words[1])
-    elif first in ("SINGLE_USER", "RESTRICTED_USER", "MULTI_USER"):
-        killed = set_user_access(inst, session, db, first, termination, ex.cancel)
-        if killed:
-            ex.emit(
-                Message(
-                    5060,
-                    10,
-                    1,
-                    "Nonqualified transactions are being rolled back. Estimated rollback completion: 100%.",
-                    server=inst.name,
-                )
-            )
-    elif first in ("READ_ONLY", "READ_WRITE"):
-        _require_exclusive(inst, session, db, termination, ex.cancel, lambda s: True)
-        db.read_only = first == "READ_ONLY"
-    elif first in ("OFFLINE", "ONLINE"):
+        return 0
+    if first in ("SINGLE_USER", "RESTRICTED_USER", "MULTI_USER"):
+        return set_user_access(inst, session, db, first, termination, ex.cancel)
+    if first in ("READ_ONLY", "READ_WRITE"):
+        return set_updateability(inst, session, db, first == "READ_ONLY", termination, ex.cancel)
+    if first in ("OFFLINE", "ONLINE"):
+        killed = 0
         if first == "OFFLINE":
-            _require_exclusive(inst, session, db, termination, ex.cancel, lambda s: True)
+            killed = _require_exclusive(inst, session, db, termination, ex.cancel, lambda s: True)
             if db.state == "ONLINE":
                 db.state = "OFFLINE"
         elif db.state == "OFFLINE":
             db.state = "ONLINE"
-    else:
-        raise unsupported(f"ALTER DATABASE ... SET {' '.join(words)}")
+        return killed
+    raise unsupported(f"ALTER DATABASE ... SET {' '.join(words)}")
+
+
+def set_updateability(
+    inst: Instance,
+    session: Session | None,
+    db: Database,
+    read_only: bool,
+    termination: str | None,
+    cancel: threading.Event | None = None,
+) -> int:
+    """READ_ONLY / READ_WRITE: every other session in the database, privileged ones included, is rolled
+    back and disconnected (ROLLBACK IMMEDIATE); afterwards any write fails with 3906."""
+    killed = _require_exclusive(inst, session, db, termination, cancel, lambda s: True)
+    db.read_only = read_only
+    return killed
 
 
 def set_recovery_model(inst: Instance, db: Database, model: str) -> None:
@@ -296,10 +338,10 @@ def set_user_access(
     if mode == "MULTI_USER":
         db.user_access = mode
         return 0
-    if mode == "RESTRICTED_USER":
-        killed = _require_exclusive(inst, session, db, termination, cancel, lambda s: not s.sysadmin)
-    else:
-        killed = _require_exclusive(inst, session, db, termination, cancel, lambda s: True)
+    # Both disconnect every other session in the database (Microsoft, ALTER DATABASE SET options:
+    # RESTRICTED_USER "Disconnect all connections to the database using the timeframe specified by the
+    # ... termination clause"); under RESTRICTED_USER db_owner, dbcreator and sysadmin may reconnect at once.
+    killed = _require_exclusive(inst, session, db, termination, cancel, lambda s: True)
     db.user_access = mode
     return killed
 
@@ -362,6 +404,7 @@ def checkdb_errors(inst: Instance, db: Database) -> list[str]:
 def run_checkdb(ex: Executor, name: str, options: list[str]) -> None:
     inst = ex.inst
     db = inst.check_access(ex.session, name)
+    security.check_checkdb(inst, ex.session, db)
     if ex.session.request is not None:
         ex.session.request["database_id"] = db.database_id
     tables = db.tables()

@@ -1244,7 +1244,9 @@ def recover(inst: Instance, db: Database) -> None:
     header = state.header
     was_restored = bool(header)  # else: the source left RESTORING by its own tail-log backup (rollback)
     if was_restored:
+        # Options of the last applied backup (full or log) travel: READ_ONLY and the user access mode.
         db.user_access = header.get("Sandbox", {}).get("user_access", db.user_access)
+        db.read_only = bool(header.get("IsReadOnly", db.read_only))
         db.last_full = (
             {
                 "checkpoint_lsn": state.base_checkpoint_lsn,

@@ -1,10 +1,32 @@
-"""Instance configuration: validation with errors that name the field, and database seeding."""
+"""Instance configuration: validation with errors that name the field, and database seeding.
+
+```yaml
+name: SRC-SQL01
+product_version: "15.0.4236.7"
+edition: "Enterprise Edition (64-bit)"
+data_dir: source-data
+path_map: {"D:\\Backups": source-backups}
+logins:
+  sa:        {password: ..., sysadmin: true}
+  migrator:  {password: ..., server_roles: [dbcreator], default_database: master, default_language: British}
+  app_owner: {password: ..., default_database: SalesDB, sid: "0x5A3E..."}  # sid: optional, else derived
+databases:
+  SalesDB:
+    recovery_model: FULL
+    owner: sa                          # sys.databases.owner_sid; RESTORE over it needs this login
+    users: {app_owner: [db_owner], backup_svc: [db_backupoperator]}   # users named like their logins
+    files: {data_mb: 64, log_mb: 512, filestream_mb: 100, fulltext_mb: 10}
+    user_access: MULTI_USER            # or SINGLE_USER, RESTRICTED_USER
+    read_only: false
+    tables: [{name: orders, rows: 1000}]
+```
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from sandbox.mssql.engine import history, servertime
+from sandbox.mssql.engine import history, language, security, servertime
 from sandbox.mssql.engine.database import RECOVERY_MODELS
 
 KNOWN_KEYS = {
@@ -29,7 +51,12 @@ DB_KEYS = {
     "user_access",
     "read_only",
     "history",
+    "owner",
+    "users",
+    "files",
 }
+LOGIN_KEYS = {"password", "sysadmin", "server_roles", "default_database", "default_language", "sid"}
+FILE_KEYS = {"data_mb", "log_mb", "filestream_mb", "fulltext_mb"}
 
 
 def _require(cond: bool, message: str) -> None:
@@ -58,16 +85,7 @@ def build_instance(cls, cfg: dict, base_dir: Path, clock=None):
         isinstance(path_map, dict), "path_map: expected a mapping of server path prefix -> local directory"
     )
     mapped = {str(k): (base_dir / str(v)).resolve() for k, v in path_map.items()}
-    logins = cfg.get("logins")
-    _require(
-        isinstance(logins, dict) and logins,
-        "logins: at least one login {name: {password, sysadmin}} is needed",
-    )
-    for login, spec in logins.items():
-        _require(
-            isinstance(spec, dict) and isinstance(spec.get("password"), str),
-            f"logins.{login}.password: a string password is required",
-        )
+    logins = _logins(cfg.get("logins"), name)
     try:
         timezone = servertime.parse_timezone(cfg.get("timezone", "UTC"))
     except ValueError as e:
@@ -77,26 +95,76 @@ def build_instance(cls, cfg: dict, base_dir: Path, clock=None):
         empty_log in EMPTY_LOG_RESTORE,
         f"empty_log_restore: expected one of {list(EMPTY_LOG_RESTORE)}, got {cfg.get('empty_log_restore')!r}",
     )
-    inst = cls(
-        name,
-        version,
-        edition,
-        data_dir,
-        mapped,
-        {k: dict(v) for k, v in logins.items()},
-        clock=clock,
-        timezone=timezone,
-    )
+    inst = cls(name, version, edition, data_dir, mapped, logins, clock=clock, timezone=timezone)
     inst.empty_log_restore = empty_log
+    databases = cfg.get("databases") or {}
+    _require(isinstance(databases, dict), "databases: expected a mapping of database name -> settings")
     histories = []
-    for db_name, spec in (cfg.get("databases") or {}).items():
+    for db_name, spec in databases.items():
         _seed_database(inst, str(db_name), spec or {})
         if (spec or {}).get("history") is not None:
             histories.append((str(db_name), history.parse(spec["history"], f"databases.{db_name}.history")))
     for db_name, plan in histories:  # after every database exists: a job backs up what is there
         if plan is not None:
             history.seed(inst, db_name, plan)
-    return inst
+    return inst  # a default_database that does not exist is legal: such a login fails with 4064
+
+
+def _logins(cfg, instance_name: str) -> dict[str, security.Login]:
+    """``logins: {name: {password, sysadmin, server_roles, default_database, default_language, sid}}``."""
+    _require(
+        isinstance(cfg, dict) and cfg,
+        "logins: at least one login {name: {password, sysadmin}} is needed",
+    )
+    logins: dict[str, security.Login] = {}
+    next_id = security.FIRST_LOGIN_ID
+    for name, spec in cfg.items():
+        where = f"logins.{name}"
+        _require(isinstance(spec, dict), f"{where}: expected a mapping")
+        unknown = set(spec) - LOGIN_KEYS
+        _require(not unknown, f"{where}: unknown field(s) {sorted(unknown)}")
+        _require(isinstance(spec.get("password"), str), f"{where}.password: a string password is required")
+        _require(isinstance(spec.get("sysadmin", False), bool), f"{where}.sysadmin: expected true or false")
+        roles = spec.get("server_roles", []) or []
+        _require(isinstance(roles, list), f"{where}.server_roles: expected a list of fixed server roles")
+        for role in roles:
+            _require(
+                str(role).lower() in security.FIXED_SERVER_ROLES,
+                f"{where}.server_roles: unknown server role {role!r}; known: {sorted(security.FIXED_SERVER_ROLES)}",
+            )
+        roles = {str(r).lower() for r in roles} | ({"sysadmin"} if spec.get("sysadmin") else set())
+        lang = language.find_language(spec.get("default_language", "us_english"))
+        _require(
+            lang is not None,
+            f"{where}.default_language: unknown language {spec.get('default_language')!r}; use a "
+            "sys.syslanguages name or alias such as us_english, British, Deutsch",
+        )
+        default_db = spec.get("default_database", "master")
+        _require(
+            isinstance(default_db, str) and default_db != "", f"{where}.default_database: a database name"
+        )
+        sid = _sid(spec.get("sid"), f"{where}.sid") or security.derived_sid(instance_name, str(name))
+        _require(
+            all(other.sid != sid for other in logins.values()), f"{where}.sid: another login has this SID"
+        )
+        principal_id = 1 if str(name).lower() == "sa" else next_id
+        next_id += principal_id != 1
+        logins[str(name)] = security.Login(
+            str(name), spec["password"], principal_id, sid, frozenset(roles), default_db, lang.name
+        )
+    return logins
+
+
+def _sid(value, where: str) -> bytes | None:
+    if value is None:
+        return None
+    text = str(value)
+    try:
+        sid = bytes.fromhex(text[2:] if text.lower().startswith("0x") else text)
+    except ValueError:
+        sid = b""
+    _require(1 <= len(sid) <= 85, f"{where}: expected a hex SID like 0x1F2E... (1 to 85 bytes)")
+    return sid
 
 
 def _seed_database(inst, name: str, spec: dict) -> None:
@@ -133,6 +201,47 @@ def _seed_database(inst, name: str, spec: dict) -> None:
     )
     db.user_access = access
     db.read_only = bool(spec.get("read_only", False))
+    _seed_security(inst, db, spec, where)
+    db.files = _files(spec.get("files"), f"{where}.files")
+
+
+def _seed_security(inst, db, spec: dict, where: str) -> None:
+    """``owner: login`` and ``users: {login: [roles]}`` (each user has its login's name and SID)."""
+    owner = spec.get("owner", "sa")
+    _require(
+        isinstance(owner, str) and (owner in inst.logins or owner.lower() == "sa"),
+        f"{where}.owner: no login named {owner!r}",
+    )
+    db.owner = owner
+    users = spec.get("users", {}) or {}
+    _require(isinstance(users, dict), f"{where}.users: expected a mapping of login name -> list of roles")
+    for user, roles in users.items():
+        login = inst.logins.get(str(user))
+        _require(login is not None, f"{where}.users.{user}: no login named {user!r} (users map to logins)")
+        _require(login.name != owner, f"{where}.users.{user}: the owner is dbo already and needs no user")
+        roles = roles or []
+        _require(isinstance(roles, list), f"{where}.users.{user}: expected a list of database roles")
+        for role in roles:
+            _require(
+                str(role).lower() in security.FIXED_DATABASE_ROLES,
+                f"{where}.users.{user}: unknown database role {role!r}; "
+                f"known: {sorted(security.FIXED_DATABASE_ROLES)}",
+            )
+        security.add_user(db, login.name, login.sid, [str(r).lower() for r in roles])
+
+
+def _files(spec, where: str) -> dict[str, int]:
+    """``files: {data_mb, log_mb, filestream_mb, fulltext_mb}``: allocated sizes (data/log grow past theirs)."""
+    spec = spec or {}
+    _require(isinstance(spec, dict), f"{where}: expected a mapping like {{log_mb: 512, filestream_mb: 100}}")
+    unknown = set(spec) - FILE_KEYS
+    _require(not unknown, f"{where}: unknown field(s) {sorted(unknown)}; known: {sorted(FILE_KEYS)}")
+    for key, value in spec.items():
+        _require(
+            isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+            f"{where}.{key}: expected a whole number of MB >= 0",
+        )
+    return dict(spec)
 
 
 SEED_COLUMNS = (

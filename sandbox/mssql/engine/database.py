@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sandbox.mssql.engine.functions import register_common, write_context
 from sandbox.mssql.engine.parser import SqlType
+from sandbox.mssql.engine.security import USERS_DDL
 from sandbox.mssql.engine.txlog import OwnerLock, TransactionLog, make_lsn
 
 CATALOG_DDL = [
@@ -22,6 +23,7 @@ CATALOG_DDL = [
     'CREATE TABLE IF NOT EXISTS "__columns" (object_id INTEGER NOT NULL, column_id INTEGER NOT NULL, '
     "name TEXT NOT NULL, type_name TEXT NOT NULL, length INTEGER, precision INTEGER, scale INTEGER, "
     "nullable INTEGER NOT NULL, is_identity INTEGER NOT NULL, PRIMARY KEY (object_id, column_id))",
+    *USERS_DDL,  # database users and role members: inside the file, so they travel with backups
 ]
 FIXED_SCHEMAS = [(1, "dbo"), (2, "guest"), (3, "INFORMATION_SCHEMA"), (4, "sys")]
 STATES = {"ONLINE": 0, "RESTORING": 1, "RECOVERING": 2, "RECOVERY_PENDING": 3, "SUSPECT": 4, "OFFLINE": 6}
@@ -89,6 +91,10 @@ class Database:
         self.sku_features: list[str] = []
         self.corrupt = False
         self.padding = {"full": 0, "log": 0}
+        self.owner = "sa"  # login named by sys.databases.owner_sid (instance metadata, not in the file)
+        self.files: dict[
+            str, int
+        ] = {}  # configured minimum file sizes in MB: data, log, filestream, fulltext
         self.database_guid = str(uuid.uuid4()).upper()
         self.family_guid = self.database_guid
         # Recovery forks: RESTORE ... WITH RECOVERY starts a new fork at the LSN where it recovers.

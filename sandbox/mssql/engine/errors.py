@@ -45,16 +45,6 @@ def db_single_user(name: str) -> SqlError:
     return SqlError(924, 14, 1, f"Database '{name}' is already open and can only have one user at a time.")
 
 
-def db_restricted(name: str) -> SqlError:
-    return SqlError(
-        924,
-        14,
-        2,
-        f"Database '{name}' is in RESTRICTED_USER mode: only members of the sysadmin, dbcreator or db_owner "
-        "roles can access it.",
-    )
-
-
 def db_read_only(name: str) -> SqlError:
     return SqlError(3906, 16, 1, f'Failed to update database "{name}" because the database is read-only.')
 

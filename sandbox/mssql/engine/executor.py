@@ -9,7 +9,7 @@ import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from sandbox.mssql.engine import admin, backup, datefuncs, errors, functions, servertime
+from sandbox.mssql.engine import admin, backup, datefuncs, errors, functions, language, security, servertime
 from sandbox.mssql.engine.lexer import Token
 from sandbox.mssql.engine.parser import Parser, SqlType, Stmt, parse_batch, unsupported
 from sandbox.mssql.engine.query import Translator, map_sqlite_error, run_select
@@ -79,13 +79,27 @@ class Executor:
             raise SqlError(137, 15, 2, f'Must declare the scalar variable "{name}".')
         return entry[1]
 
-    def set_var(self, name: str, value) -> None:
+    def set_var(self, name: str, value, source: str = "varchar") -> None:
         entry = self.scope.get(name.lower())
         if entry is None:
             raise SqlError(137, 15, 1, f'Must declare the scalar variable "{name}".')
-        entry[1] = coerce(value, entry[0])
+        entry[1] = coerce(value, entry[0], self.session.dateformat, source)
 
-    def declare(self, name: str, sqltype: SqlType, value=None) -> None:
+    def var_type(self, name: str) -> SqlType | None:
+        entry = self.scope.get(name.lower())
+        return entry[0] if entry else None
+
+    def string_source(self, node) -> str:
+        """'nvarchar' or 'varchar': the type a string expression has (for conversion error texts)."""
+        if node[0] == "lit" and len(node) > 2:
+            return node[2]
+        if node[0] == "var":
+            sqltype = self.var_type(node[1])
+            if sqltype is not None and sqltype.name in ("varchar", "char", "text"):
+                return "varchar"
+        return "nvarchar" if node[0] in ("var", "func") else "varchar"
+
+    def declare(self, name: str, sqltype: SqlType, value=None, source: str = "varchar") -> None:
         if name.lower() in self.scope:
             raise SqlError(
                 134,
@@ -95,7 +109,7 @@ class Executor:
                 "must be unique within a query batch or stored procedure.",
             )
         check_type(sqltype)
-        self.scope[name.lower()] = [sqltype, coerce(value, sqltype)]
+        self.scope[name.lower()] = [sqltype, coerce(value, sqltype, self.session.dateformat, source)]
 
     def sysvar(self, name: str):
         s = self.session
@@ -107,7 +121,8 @@ class Executor:
             "@@ROWCOUNT": s.rowcount,
             "@@ERROR": 0,
             "@@IDENTITY": s.identity,
-            "@@LANGUAGE": "us_english",
+            "@@LANGUAGE": s.language,
+            "@@DATEFIRST": s.datefirst,
             "@@SERVICENAME": "MSSQLSERVER",
             "@@MAX_PRECISION": 38,
             "@@TEXTSIZE": 2147483647,
@@ -121,7 +136,10 @@ class Executor:
     # -- simple statements ---------------------------------------------------------------------
     def _declare(self, stmt: Stmt) -> None:
         for name, sqltype, init in stmt.args["decls"]:
-            self.declare(name, sqltype, None if init is None else self.eval(init))
+            if init is None:
+                self.declare(name, sqltype)
+            else:
+                self.declare(name, sqltype, self.eval(init), self.string_source(init))
 
     def _set_var(self, stmt: Stmt) -> None:
         self._assign(stmt.args["name"], stmt.args["op"], stmt.args["expr"])
@@ -130,7 +148,7 @@ class Executor:
         value = self.eval(expr)
         if op != "=":
             value = self.binary(op[0], self.get_var(name), value)
-        self.set_var(name, value)
+        self.set_var(name, value, self.string_source(expr))
 
     def _select_assign(self, stmt: Stmt) -> None:
         for name, op, expr in stmt.args["assigns"]:
@@ -138,8 +156,13 @@ class Executor:
         self.session.rowcount = 1
 
     def _set_option(self, stmt: Stmt) -> None:
-        """Session SET options (NOCOUNT, ANSI_*, TEXTSIZE, ISOLATION LEVEL...): accepted."""
+        """Session SET options: LANGUAGE, DATEFORMAT and DATEFIRST change the session; NOCOUNT, ANSI_*,
+        TEXTSIZE, ISOLATION LEVEL... are accepted."""
         words = [t.upper for t in stmt.tokens if t.kind == "word"]
+        option = stmt.tokens[1].upper if len(stmt.tokens) > 2 and stmt.tokens[1].kind == "word" else ""
+        if option in ("LANGUAGE", "DATEFORMAT", "DATEFIRST"):
+            self._set_session_option(option, stmt.tokens[2])
+            return
         if len(words) > 1 and words[1] in (
             "IDENTITY_INSERT",
             "SHOWPLAN_XML",
@@ -149,6 +172,28 @@ class Executor:
             "FMTONLY",
         ):
             raise unsupported(stmt.text)
+
+    def _set_session_option(self, option: str, tok: Token) -> None:
+        value = self.get_var(tok.value) if tok.kind == "var" else tok.value
+        session = self.session
+        if option == "LANGUAGE":
+            lang = language.find_language(value)
+            if lang is None:
+                raise language.unknown_language(str(value))
+            old = session.language
+            session.set_language(lang)
+            self.emit(EnvChange("language", lang.name, old))
+            self.emit(Message(5703, 0, 1, f"Changed language setting to {lang.name}.", server=self.inst.name))
+        elif option == "DATEFORMAT":
+            session.dateformat = language.check_dateformat(value)
+        else:
+            try:
+                first = int(value)
+            except (TypeError, ValueError):
+                first = 0
+            if not 1 <= first <= 7:
+                raise SqlError(2742, 16, 1, f"SET DATEFIRST {value} is out of range.")
+            session.datefirst = first
 
     def _query(self, stmt: Stmt) -> None:
         result = run_select(self, stmt.tokens)
@@ -286,7 +331,7 @@ class Executor:
         if sql is not None:
             self.run_nested(str(sql), params, database)
 
-    def _sp_params(self, args: list) -> dict[str, tuple[SqlType, object]]:
+    def _sp_params(self, args: list) -> dict[str, tuple[SqlType, object, str]]:
         if not args:
             return {}
         definition = self.eval(args[0][1]) or ""
@@ -299,7 +344,7 @@ class Executor:
             declared.append((pname, sqltype))
             if not parser.accept_op(","):
                 break
-        values: dict[str, tuple[SqlType, object]] = {}
+        values: dict[str, tuple[SqlType, object, str]] = {}
         for index, (pname, expr, _) in enumerate(args[1:]):
             if pname is None:
                 if index >= len(declared):
@@ -308,7 +353,7 @@ class Executor:
             sqltype = next((t for n, t in declared if n.lower() == pname.lower()), None)
             if sqltype is None:
                 raise SqlError(8145, 16, 2, f"{pname} is not a parameter for procedure sp_executesql.")
-            values[pname] = (sqltype, self.eval(expr))
+            values[pname] = (sqltype, self.eval(expr), self.string_source(expr))
         return values
 
     def run_nested(self, sql: str, params: dict, database: str | None) -> None:
@@ -317,8 +362,8 @@ class Executor:
         if database is not None:
             self.session.database = self.inst.check_access(self.session, database).name
         nested = Executor(self.inst, self.session, self.emit, self.cancel)
-        for pname, (sqltype, value) in params.items():
-            nested.declare(pname, sqltype, value)
+        for pname, (sqltype, value, source) in params.items():
+            nested.declare(pname, sqltype, value, source)
         try:
             nested.run_batch(sql)
         finally:
@@ -345,10 +390,35 @@ class Executor:
         command = "BACKUP " + stmt.args["kind"]
         self.session.request["command"] = command
         name = self.db_name_of(stmt.args["target"])
+        db = self.inst.find_database(name)
+        if db is not None:
+            self._refuse_as(
+                command, lambda: security.check_backup(self.inst, self.session, db, stmt.args["kind"])
+            )
         backup.run_backup_statement(self, name, stmt.args)
 
     def _restore(self, stmt: Stmt) -> None:
+        what = stmt.args["what"]
+        if what not in ("DATABASE", "LOG"):
+            backup.run_restore_statement(self, stmt.args)
+            return
+        name = self.db_name_of(stmt.args["target"])
+        existing = self.inst.find_database(name)
+        self._refuse_as(
+            "RESTORE " + what, lambda: security.check_restore(self.inst, self.session, name, existing)
+        )
         backup.run_restore_statement(self, stmt.args)
+        created = self.inst.find_database(name)
+        if existing is None and created is not None:
+            created.owner = self.session.login  # the restoring login owns a database RESTORE created
+
+    def _refuse_as(self, statement: str, check) -> None:
+        """A permission refusal of BACKUP/RESTORE: the reason as a message, then 3013 (as SQL Server)."""
+        try:
+            check()
+        except SqlError as e:
+            self.emit(Message(e.number, e.severity, e.state, e.message, server=self.inst.name))
+            raise errors.terminating(statement) from e
 
     def _dbcc_checkdb(self, stmt: Stmt) -> None:
         target = stmt.args["target"]
@@ -363,12 +433,16 @@ class Executor:
             raise SqlError(
                 226, 16, 6, "CREATE DATABASE statement not allowed within multi-statement transaction."
             )
-        self.inst.create_database(stmt.args["name"])
+        security.check_create_database(self.inst, self.session)
+        self.inst.create_database(stmt.args["name"]).owner = self.session.login
 
     def _drop_database(self, stmt: Stmt) -> None:
         for parts in stmt.args["names"]:
             name = parts[-1]
-            if self.inst.find_database(name) is None:
+            db = self.inst.find_database(name)
+            if db is not None and not security.may_drop_database(self.inst, self.session, db):
+                db = None  # SQL Server answers as if it did not exist
+            if db is None:
                 if stmt.args["if_exists"]:
                     continue
                 raise SqlError(
@@ -416,7 +490,7 @@ class Executor:
         if kind == "func":
             return self.call(node[1], node[2])
         if kind == "cast":
-            return _cast_value(self.eval(node[1]), node[2])
+            return self._cast(node)
         if kind == "bin":
             return self._binary_node(node)
         if kind == "not":
@@ -448,6 +522,13 @@ class Executor:
         if kind in ("subquery", "exists", "in_query"):
             return self._subquery(node)
         raise unsupported(f"expression {kind}")
+
+    def _cast(self, node):
+        """CAST/CONVERT; a string read as a date follows the session's DATEFORMAT (or the CONVERT style)."""
+        value = self.eval(node[1])
+        style = self.eval(node[3]) if len(node) > 3 and node[3] is not None else None
+        source = self.string_source(node[1])
+        return _cast_value(value, node[2], self.session.dateformat, source, style)
 
     def _case(self, node):
         _, operand, whens, otherwise = node
@@ -500,6 +581,7 @@ class Executor:
         if left is None or right is None:
             return None
         if op in ("=", "<>", "!=", "<", ">", "<=", ">=", "!<", "!>"):
+            left, right = self._date_operands(left, right)
             c = _compare(left, right)
             return {
                 "=": c == 0,
@@ -540,6 +622,14 @@ class Executor:
             raise SqlError(8134, 16, 1, "Divide by zero error encountered.") from e
         raise unsupported(f"operator {op}")
 
+    def _date_operands(self, left, right):
+        """A string compared with a date value is converted to a date under the session's DATEFORMAT."""
+        if isinstance(left, dt.datetime) and isinstance(right, str):
+            right = language.string_to_datetime(right, "datetime", self.session.dateformat)
+        elif isinstance(right, dt.datetime) and isinstance(left, str):
+            left = language.string_to_datetime(left, "datetime", self.session.dateformat)
+        return left, right
+
     def call(self, name: str, args: list):
         if name in ("COALESCE", "ISNULL", "IIF"):
             return self._lazy_function(name, args)
@@ -575,11 +665,10 @@ class Executor:
             ("OBJECT_ID", 2),
             ("SCHEMA_NAME", 0),
             ("SCHEMA_NAME", 1),
-            ("SUSER_SNAME", 0),
-            ("SUSER_NAME", 0),
             ("HOST_NAME", 0),
             ("APP_NAME", 0),
             ("DATABASEPROPERTYEX", 2),
+            *((n, a) for n, arities in security.SQLITE_ARITIES.items() for a in arities),
         ):
             fn = self.inst.builtin(name)
             conn.create_function(name, arity, lambda *a, fn=fn: _storable(fn(self.session, *a)))
@@ -593,15 +682,13 @@ def _storable(value):
     return storage_value(value)
 
 
-def _cast_value(value, sqltype: SqlType):
+def _cast_value(value, sqltype: SqlType, dateformat: str = "mdy", source: str = "varchar", style=None):
     check_type(sqltype)
     if value is None:
         return None
-    result = coerce(value, sqltype)
+    result = coerce(value, sqltype, dateformat, source, None if style is None else int(style))
     if sqltype.name == "uniqueidentifier":
         return uuid.UUID(result)
-    if sqltype.name in ("datetime", "datetime2", "date", "smalldatetime"):
-        return dt.datetime.fromisoformat(result)
     return result
 
 
@@ -718,6 +805,7 @@ SCALARS = {
     "REPLICATE": lambda s, n: None if s is None else str(s) * int(n),
     "ABS": lambda v: None if v is None else abs(v),
     "NULLIF": lambda a, b: None if _compare(a, b) == 0 else a,
+    "HASHBYTES": functions.hashbytes,
     "BINARY_CHECKSUM": functions.binary_checksum,
     "CHECKSUM": functions.checksum,
     "STR": lambda v: None if v is None else f"{v:>10}",

@@ -7,15 +7,17 @@ write replays to the same values during RESTORE.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import random
 import threading
 import uuid
 import zlib
 from contextlib import contextmanager
 
-from sandbox.mssql.engine import datefuncs, servertime
+from sandbox.mssql.engine import datefuncs, language, servertime
 from sandbox.mssql.engine.lexer import quote_ident
 from sandbox.mssql.engine.types import format_datetime
+from sandbox.mssql.results import SqlError
 
 _context = threading.local()
 
@@ -107,6 +109,65 @@ class ChecksumAgg:
         return self.value
 
 
+HASH_ALGORITHMS = {
+    "MD2": None,  # not in hashlib; SQL Server 2016+ deprecates it
+    "MD4": None,
+    "MD5": "md5",
+    "SHA": "sha1",
+    "SHA1": "sha1",
+    "SHA2_256": "sha256",
+    "SHA2_512": "sha512",
+}
+
+
+def hashbytes(algorithm, value) -> bytes | None:
+    """HASHBYTES: a string hashes as UTF-16LE (nvarchar, the sandbox's string storage), bytes as they are."""
+    if algorithm is None or value is None:
+        return None
+    name = HASH_ALGORITHMS.get(str(algorithm).upper())
+    if name is None:
+        return None
+    data = value if isinstance(value, bytes) else str(value).encode("utf-16-le")
+    return hashlib.new(name, data).digest()
+
+
+def single_byte_length(value) -> int | None:
+    """DATALENGTH of a varchar/char/text value: one byte per (code page 1252) character."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return len(value)
+    return len(str(value).encode("cp1252", errors="replace"))
+
+
+def to_date(value, target, dateformat, style, source):
+    """SQLite side of CAST/CONVERT to a date type: a string is read under the DATEFORMAT passed in.
+
+    ``source`` 'date' marks a date column (kept as it is); 'auto' an expression of unknown type, whose
+    value in the engine's storage form is taken as a date value. The DATEFORMAT travels in the SQL text, so a logged write replays alike.
+    """
+    if value is None or isinstance(value, (bytes, int, float)) or source == "date":
+        return value
+    text = str(value)
+    if source == "auto" and language.looks_like_stored_datetime(text):
+        return text
+    try:
+        parsed = language.string_to_datetime(
+            text, target, dateformat, "varchar" if source == "auto" else source, style
+        )
+    except SqlError as e:
+        _context.function_error = e
+        raise
+    return format_datetime(parsed)
+
+
+def take_function_error() -> SqlError | None:
+    """The SqlError a SQLite user function raised in this thread (SQLite only reports that one failed)."""
+    error = getattr(_context, "function_error", None)
+    _context.function_error = None
+    return error
+
+
 def register_common(conn) -> None:
     """Register the functions that need no instance/session state on a SQLite connection."""
     conn.create_function("GETDATE", 0, lambda: format_datetime(now_local()))
@@ -125,6 +186,9 @@ def register_common(conn) -> None:
     conn.create_function("DATALENGTH", 1, _datalength)
     conn.create_function("ISNULL", 2, lambda a, b: b if a is None else a)
     conn.create_function("UPPER", 1, lambda s: None if s is None else str(s).upper())
+    conn.create_function("HASHBYTES", 2, hashbytes, deterministic=True)
+    conn.create_function("DATALENGTH_SB", 1, single_byte_length, deterministic=True)
+    conn.create_function("SBX_TO_DATE", 5, to_date, deterministic=True)
     conn.create_function("LOWER", 1, lambda s: None if s is None else str(s).lower())
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import random
 import threading
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from sandbox.clock import SandboxClock
-from sandbox.mssql.engine import admin, backup, errors
+from sandbox.mssql.engine import admin, backup, errors, language, security
 from sandbox.mssql.engine.database import RECOVERY_MODELS, USER_ACCESS, Database
 from sandbox.mssql.engine.functions import write_context
 from sandbox.mssql.engine.lexer import quote_ident
@@ -54,6 +55,12 @@ class Session:
     rowcount: int = 0
     identity: int | None = None
     txn_dbs: dict = field(default_factory=dict)  # Database -> [(ops, time, seed)] pending until COMMIT
+    language: str = "us_english"  # @@LANGUAGE; sets dateformat/datefirst (SET LANGUAGE, login default)
+    dateformat: str = "mdy"
+    datefirst: int = 7
+
+    def set_language(self, lang: language.Language) -> None:
+        self.language, self.dateformat, self.datefirst = lang.name, lang.dateformat, lang.datefirst
 
     @property
     def in_transaction(self) -> bool:
@@ -70,7 +77,7 @@ class Instance:
         edition: str,
         data_dir: Path,
         path_map: dict[str, Path],
-        logins: dict[str, dict],
+        logins: dict[str, security.Login],
         *,
         clock: SandboxClock | None = None,
         timezone: dt.tzinfo = dt.UTC,
@@ -235,12 +242,17 @@ class Instance:
             "database_guid": db.database_guid,
             "last_log_backup_lsn": db.last_log_backup_lsn,
             "compatibility_level": db.compatibility_level,
+            "owner": db.owner,
             "corrupt": db.corrupt,
             "restore_point_lsn": db.restore.point if db.restore else None,
         }
 
     def set_user_access(self, name: str, mode: str) -> None:
         admin.set_user_access(self, None, self.database(name), mode.upper(), "ROLLBACK IMMEDIATE")
+
+    def set_read_only(self, name: str, read_only: bool) -> None:
+        """ALTER DATABASE ... SET READ_ONLY|READ_WRITE WITH ROLLBACK IMMEDIATE."""
+        admin.set_updateability(self, None, self.database(name), bool(read_only), "ROLLBACK IMMEDIATE")
 
     def set_corrupt(self, name: str, corrupt: bool) -> None:
         self.database(name).corrupt = bool(corrupt)
@@ -256,9 +268,12 @@ class Instance:
             db.padding["log"] = int(log_bytes)
 
     def file_pages(self, db: Database) -> tuple[int, int]:
-        """Allocated pages of the data and log files (at least 8 MB / 8 MB as a new database has)."""
-        data = max(1024, -(-(db.data_size() + db.padding["full"]) // 8192))
-        log = max(1024, -(-(db.log.size_bytes() + db.padding["log"]) // 8192))
+        """Allocated pages of the data and log files: at least 8 MB / 8 MB as a new database has, or the
+        configured ``files.data_mb``/``log_mb``; they grow with the data and log."""
+        data_floor = max(1024, db.files.get("data_mb", 0) * 128)
+        log_floor = max(1024, db.files.get("log_mb", 0) * 128)
+        data = max(data_floor, -(-(db.data_size() + db.padding["full"]) // 8192))
+        log = max(log_floor, -(-(db.log.size_bytes() + db.padding["log"]) // 8192))
         return data, log
 
     def log_reuse_wait(self, db: Database) -> tuple[int, str]:
@@ -285,7 +300,7 @@ class Instance:
 
     # -- access --------------------------------------------------------------------------------
     def check_access(self, session: Session, name: str) -> Database:
-        """The database, if ``session`` may use it now (state and user access as SQL Server checks)."""
+        """The database, if ``session`` may use it now: state, user access mode, then a user in it (916)."""
         db = self.database(name)
         if db.state == "RESTORING":
             raise errors.db_restoring(db.name)
@@ -295,6 +310,8 @@ class Instance:
             raise errors.db_recovery_pending(db.name)
         if session.database.lower() == db.name.lower():
             return db
+        if db.user_access == "RESTRICTED_USER" and not security.may_use_restricted(self, session, db):
+            raise security.restricted_error(db)
         if db.user_access == "SINGLE_USER":
             others = [
                 s
@@ -303,8 +320,7 @@ class Instance:
             ]
             if others:
                 raise errors.db_single_user(db.name)
-        if db.user_access == "RESTRICTED_USER" and not session.sysadmin:
-            raise errors.db_restricted(db.name)
+        security.check_connect(self, session, db)
         return db
 
     def check_writable(self, session: Session, db: Database) -> None:
@@ -314,26 +330,49 @@ class Instance:
 
     # -- sessions ------------------------------------------------------------------------------
     def login(
-        self, user: str, password: str, database: str | None = None, app_name: str = "", host_name: str = ""
+        self,
+        user: str,
+        password: str,
+        database: str | None = None,
+        app_name: str = "",
+        host_name: str = "",
+        language_name: str | None = None,
     ) -> Session:
+        """LOGIN7: the requested database, else the login's default database; the requested language,
+        else the login's default language.
+
+        A requested database that cannot be opened fails with 4060, an unusable *default* database with
+        4064 (Microsoft, MSSQLSERVER_4064: restoring, offline, single-user taken, restricted, no user...).
+        """
         account = self.logins.get(user)
-        if account is None or account.get("password") != password:
+        if account is None or account.password != password:
             raise SqlError(18456, 14, 1, f"Login failed for user '{user}'.")
-        with self.lock:
-            session = Session(
-                next(self._spids), user, "master", bool(account.get("sysadmin")), app_name, host_name
+        session = Session(next(self._spids), user, "master", account.sysadmin, app_name, host_name)
+        lang = language.find_language(language_name or account.default_language)
+        if lang is None:
+            raise SqlError(
+                4019,
+                16,
+                1,
+                f"Language requested in login '{language_name}' is not an official language name on this "
+                "SQL Server. Login fails.",
             )
-            if database:
-                db = self.find_database(database)
-                if db is None:
+        session.set_language(lang)
+        target = database or account.default_database
+        with self.lock:
+            try:
+                if self.find_database(target) is None:
+                    raise errors.db_not_exist(target)
+                session.database = self.check_access(session, target).name
+            except SqlError as e:
+                if database:
                     raise SqlError(
                         4060,
                         11,
                         1,
                         f'Cannot open database "{database}" requested by the login. The login failed.',
-                    )
-                self.check_access(session, db.name)
-                session.database = db.name
+                    ) from e
+                raise SqlError(4064, 11, 1, "Cannot open user default database. Login failed.") from e
             self.sessions[session.spid] = session
         return session
 
@@ -448,7 +487,10 @@ class Instance:
 
     # -- built-in functions that need instance state -------------------------------------------
     def builtin(self, name: str):
-        return getattr(self, "_fn_" + name.lower(), None)
+        found = getattr(self, "_fn_" + name.lower(), None)
+        if found is None and name.lower() in security.BUILTINS:
+            return functools.partial(security.BUILTINS[name.lower()], self)
+        return found
 
     def _fn_db_id(self, session: Session, name=None):
         return self.database_id_of(session.database if name is None else name)
@@ -505,15 +547,6 @@ class Instance:
     def _fn_schema_name(self, session: Session, schema_id=1):
         db = self.find_database(session.database)
         return next((n for i, n in db.schemas() if i == int(schema_id)), None) if db else None
-
-    def _fn_suser_sname(self, session: Session):
-        return session.login
-
-    _fn_suser_name = _fn_suser_sname
-    _fn_current_user = _fn_suser_sname
-    _fn_system_user = _fn_suser_sname
-    _fn_session_user = _fn_suser_sname
-    _fn_user = _fn_suser_sname
 
     def _fn_host_name(self, session: Session):
         return session.host_name

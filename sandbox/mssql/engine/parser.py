@@ -1,7 +1,8 @@
 """T-SQL parser: a batch becomes a list of ``Stmt`` nodes; scalar expressions become tuples.
 
-Expression nodes: ``("lit", v)``, ``("var", "@x")``, ``("sysvar", "@@X")``, ``("col", parts)``,
-``("func", NAME, args)``, ``("cast", expr, SqlType)``, ``("bin", op, a, b)``, ``("not", a)``,
+Expression nodes: ``("lit", v)`` (a string literal: ``("lit", v, "varchar"|"nvarchar")``), ``("var", "@x")``,
+``("sysvar", "@@X")``, ``("col", parts)``, ``("func", NAME, args)``, ``("cast", expr, SqlType, style)`` (style: the
+CONVERT style expression or None), ``("bin", op, a, b)``, ``("not", a)``,
 ``("neg", a)``, ``("isnull", a, negated)``, ``("in", a, items, negated)``, ``("like", a, b, negated)``,
 ``("between", a, lo, hi, negated)``, ``("case", operand, [(when, then)], else)``,
 ``("subquery", tokens)``, ``("exists", tokens)``.
@@ -167,7 +168,7 @@ class Parser:
                 if word == "END" and case_depth > 0:
                     case_depth -= 1
                 elif word == "ELSE" and case_depth > 0:
-                    pass  # CASE ... ELSE ..., not an IF's ELSE
+                    pass  # CASE ... ELSE ... END inside a query, not an IF's ELSE
                 elif word == "SELECT" and prev.is_word("UNION", "ALL", "EXCEPT", "INTERSECT"):
                     pass
                 elif word in allow:
@@ -736,7 +737,7 @@ class Parser:
         if tok.kind == "num":
             return ("lit", _number(tok.value))
         if tok.kind == "str":
-            return ("lit", tok.value)
+            return ("lit", tok.value, "nvarchar" if tok.unicode else "varchar")
         if tok.kind == "var":
             return ("var", tok.value)
         if tok.kind == "sysvar":
@@ -769,15 +770,14 @@ class Parser:
                 self.expect_word("AS")
                 sqltype = self.sql_type()
                 self.expect_op(")")
-                return ("cast", inner, sqltype)
+                return ("cast", inner, sqltype, None)
             if word in ("CONVERT", "TRY_CONVERT"):
                 sqltype = self.sql_type()
                 self.expect_op(",")
                 inner = self.expr()
-                if self.accept_op(","):
-                    self.expr()
+                style = self.expr() if self.accept_op(",") else None
                 self.expect_op(")")
-                return ("cast", inner, sqltype)
+                return ("cast", inner, sqltype, style)
             args = []
             if not self.accept_op(")"):
                 if self.peek().is_op("*"):

@@ -7,15 +7,26 @@ materialised as temporary tables. A write runs on the target database's own conn
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sandbox.mssql.engine import datefuncs, errors
+from sandbox.mssql.engine import datefuncs, errors, functions, language, security
 from sandbox.mssql.engine.catalog import VIEWS
 from sandbox.mssql.engine.functions import register_common
 from sandbox.mssql.engine.lexer import Token
 from sandbox.mssql.engine.parser import SqlType, syntax_error, unsupported
-from sandbox.mssql.engine.types import affinity, column_for, from_storage, infer_column, storage_value
+from sandbox.mssql.engine.types import (
+    NONCOMPARABLE_TYPES,
+    SINGLE_BYTE_TYPES,
+    STRING_TYPES,
+    affinity,
+    column_for,
+    format_datetime,
+    from_storage,
+    infer_column,
+    storage_value,
+)
 from sandbox.mssql.results import Column, ResultSet, SqlError
 
 if TYPE_CHECKING:
@@ -44,6 +55,9 @@ CLAUSE_END = frozenset(
     }
 )
 STAR = "\x00STAR\x00"
+COMPARISONS = ("=", "<>", "!=", "<", ">", "<=", ">=", "!<", "!>")
+BARE_FUNCTIONS = frozenset({"CURRENT_USER", "SESSION_USER", "SYSTEM_USER", "USER"})
+COLUMN_TYPE_NAMES = {"datetime": "datetime", "datetime2": "datetime2"}  # catalog view column -> T-SQL type
 
 
 def sqlite_type(sqltype: SqlType) -> str:
@@ -91,15 +105,20 @@ class Translator:
         self.write_db: Database | None = None
         self.write_table: TableInfo | None = None
         self.conn: sqlite3.Connection | None = None
+        self.insert_types: dict[int, SqlType] = {}  # token index of an INSERT value -> its column's type
+        # Text decided once every source is known (the SELECT list comes before FROM): marker -> function.
+        self.deferred: dict[str, Callable[[], str]] = {}
 
     # -- entry points --------------------------------------------------------------------------
     def translate(self, toks: list[Token]) -> Translation:
         toks = [t for t in toks if not t.is_op(";")] + [Token("eof", "", "", toks[-1].pos if toks else 0)]
+        self.statement = toks[0].upper if toks[0].kind == "word" else ""
+        if toks[0].is_word("INSERT"):
+            self.insert_types = self._insert_value_types(toks)
         sql = self._range(toks, 0, len(toks) - 1, top_level=True)
-        star_cols = ", ".join(
-            f"{sql_ident(s.alias)}.{sql_ident(c)}" for s in self.sources for c, _ in s.columns
-        )
-        sql = sql.replace(STAR, star_cols or "NULL")
+        sql = sql.replace(STAR, self._comparable_columns() or "NULL")
+        for marker, decide in self.deferred.items():
+            sql = sql.replace(marker, decide())
         result = Translation(
             sql, self.params, self.sources, write_db=self.write_db, write_table=self.write_table
         )
@@ -150,6 +169,27 @@ class Translator:
             ):
                 out.append(f"{word}({STAR})")
                 i += 4
+            elif word == "DATALENGTH" and toks[i + 1].is_op("("):
+                close = _matching(toks, i + 1)
+                parts = _chain(toks, i + 2, close)
+
+                def length_function(parts=parts) -> str:
+                    sqltype = self._column_sqltype(parts)
+                    single = sqltype is not None and sqltype.name in SINGLE_BYTE_TYPES
+                    return "DATALENGTH_SB" if single else "DATALENGTH"
+
+                out.append(f"{self._defer(length_function)}({self._range(toks, i + 2, close)})")
+                i = close + 1
+            elif (
+                word in BARE_FUNCTIONS
+                and not toks[i + 1].is_op("(", ".")
+                and not (prev is not None and prev.is_op("."))
+            ):
+                out.append(f"{word}()")
+                i += 1
+            elif tok.kind in ("str", "var") and (target := self._implicit_date_type(toks, i)) is not None:
+                out.append(self._date_value(tok, target, implicit=True))
+                i += 1
             elif word == "COUNT_BIG":
                 out.append("COUNT")
                 i += 1
@@ -213,6 +253,8 @@ class Translator:
     def _cast(self, toks: list[Token], start: int, close: int) -> str:
         as_index = _find_top_level(toks, start, close, "AS")
         sqltype = _type_from(toks, as_index + 1, close)
+        if sqltype.name in language.DATE_TYPES:
+            return self._to_date(toks, start, as_index, sqltype, None)
         return f"CAST({self._range(toks, start, as_index)} AS {sqlite_type(sqltype)})"
 
     def _convert(self, toks: list[Token], start: int, close: int) -> str:
@@ -220,7 +262,168 @@ class Translator:
         sqltype = _type_from(toks, start, comma)
         second = _find_top_level(toks, comma + 1, close, ",", missing_ok=True)
         expr_end = close if second < 0 else second
+        if sqltype.name in language.DATE_TYPES:
+            style = toks[second + 1] if second >= 0 and second + 2 == close else None
+            number = int(style.value) if style is not None and style.kind == "num" else None
+            return self._to_date(toks, comma + 1, expr_end, sqltype, number)
         return f"CAST({self._range(toks, comma + 1, expr_end)} AS {sqlite_type(sqltype)})"
+
+    # -- strings read as dates (DATEFORMAT) ------------------------------------------------------
+    def _to_date(self, toks: list[Token], start: int, end: int, target: SqlType, style: int | None) -> str:
+        """CAST/CONVERT to a date type: a literal or string variable is converted here; a string column
+        or an expression of unknown type at run time with the session's DATEFORMAT written into the SQL."""
+        if end - start == 1 and toks[start].kind in ("str", "var"):
+            return self._date_value(toks[start], target, style)
+        inner = self._range(toks, start, end)
+        parts = _chain(toks, start, end)
+
+        def source() -> str:
+            column = self._column_sqltype(parts)
+            if column is not None and column.name in language.DATE_TYPES:
+                return sql_literal("date")  # already a date value: kept as it is
+            if column is not None and column.name in STRING_TYPES:
+                return sql_literal("varchar" if column.name in SINGLE_BYTE_TYPES else "nvarchar")
+            return sql_literal("auto")
+
+        dateformat = sql_literal(self.ex.session.dateformat)
+        args = [inner, sql_literal(target.name), dateformat, str(style or "NULL"), self._defer(source)]
+        return f"SBX_TO_DATE({', '.join(args)})"
+
+    def _defer(self, decide: Callable[[], str]) -> str:
+        marker = f"\x00DEFER{len(self.deferred)}\x00"
+        self.deferred[marker] = decide
+        return marker
+
+    def _date_value(
+        self, tok: Token, target: SqlType, style: int | None = None, implicit: bool = False
+    ) -> str:
+        """A string literal/variable converted to ``target`` now (242/241 as SQL Server), as a parameter.
+
+        An implicit conversion (INSERT value, comparison) to datetime2/date of an ISO-like string keeps
+        the string as written (how the engine stores those types); a DATEFORMAT-dependent one is converted.
+        """
+        if tok.kind == "var":
+            declared = self.ex.var_type(tok.value)
+            if declared is None or declared.name not in STRING_TYPES:
+                return self._token(tok)
+            value = self.ex.get_var(tok.value)
+            source = "varchar" if declared.name in SINGLE_BYTE_TYPES else "nvarchar"
+        else:
+            value, source = tok.value, "nvarchar" if tok.unicode else "varchar"
+        if value is None:
+            return self._token(tok)
+        text = str(value)
+        parsed = language.string_to_datetime(text, target.name, self.ex.session.dateformat, source, style)
+        if (
+            implicit
+            and target.name not in language.LEGACY_TYPES
+            and language.looks_like_stored_datetime(text)
+        ):
+            self.params.append(text)
+        else:
+            self.params.append(format_datetime(parsed))
+        return "?"
+
+    def _implicit_date_type(self, toks: list[Token], i: int) -> SqlType | None:
+        """The date type a string at ``toks[i]`` is implicitly converted to: an INSERT value for a date
+        column, or compared with (or BETWEEN bounds of) a date column."""
+        if i in self.insert_types:
+            return self.insert_types[i]
+        candidates = []
+        if i > 0 and toks[i - 1].is_op(*COMPARISONS):
+            candidates.append(_chain_before(toks, i - 1))
+        if toks[i + 1].is_op(*COMPARISONS):
+            candidates.append(_chain(toks, i + 2, _chain_end(toks, i + 2)))
+        if i > 0 and toks[i - 1].is_word("BETWEEN"):
+            candidates.append(_chain_before(toks, i - 1))
+        if i > 2 and toks[i - 1].is_word("AND") and toks[i - 3].is_word("BETWEEN"):
+            candidates.append(_chain_before(toks, i - 3))
+        for parts in candidates:
+            sqltype = self._column_sqltype(parts)
+            if sqltype is not None and sqltype.name in language.DATE_TYPES:
+                return sqltype
+        return None
+
+    def _insert_value_types(self, toks: list[Token]) -> dict[int, SqlType]:
+        """INSERT [INTO] t [(cols)] VALUES (...), ...: token index of each single-token value -> column type."""
+        i = 2 if toks[1].is_word("INTO") else 1
+        if toks[i].kind not in ("word", "qident"):
+            return {}
+        parts, i = _name_at(toks, i)
+        table = self._peek_table(parts)
+        if table is None:
+            return {}
+        types = {name.lower(): sqltype for name, sqltype, _, _ in table.columns}
+        if toks[i].is_op("("):
+            close = _matching(toks, i)
+            names = [t.value for t in toks[i + 1 : close] if t.kind in ("word", "qident")]
+            i = close + 1
+        else:
+            names = [name for name, _, _, identity in table.columns if not identity]
+        if not toks[i].is_word("VALUES"):
+            return {}
+        i += 1
+        found: dict[int, SqlType] = {}
+        while toks[i].is_op("("):
+            close = _matching(toks, i)
+            start, index = i + 1, 0
+            while start < close:
+                comma = _find_top_level(toks, start, close, ",", missing_ok=True)
+                stop = close if comma < 0 else comma
+                sqltype = types.get(names[index].lower()) if index < len(names) else None
+                if stop - start == 1 and sqltype is not None and sqltype.name in language.DATE_TYPES:
+                    found[start] = sqltype
+                start, index = stop + 1, index + 1
+            i = close + 1
+            if not toks[i].is_op(","):
+                break
+            i += 1
+        return found
+
+    def _peek_table(self, parts: list[str]) -> TableInfo | None:
+        if len(parts) > 3:
+            return None
+        db = self.inst.find_database(parts[-3] if len(parts) == 3 and parts[-3] else self.ex.session.database)
+        if db is None or db.state != "ONLINE":
+            return None
+        return db.find_table(parts[-2] if len(parts) >= 2 and parts[-2] else "dbo", parts[-1])
+
+    def _column_sqltype(self, parts: list[str] | None) -> SqlType | None:
+        """The declared type of a column reference among the sources seen so far."""
+        if not parts:
+            return None
+        name = parts[-1].lower()
+        alias = parts[-2].lower() if len(parts) > 1 else None
+        for source in self.sources:
+            if alias is not None and source.alias.lower() != alias:
+                continue
+            if source.table is not None:
+                for col_name, sqltype, _, _ in source.table.columns:
+                    if col_name.lower() == name:
+                        return sqltype
+            for col_name, column in source.columns:
+                if col_name.lower() == name and source.table is None:
+                    kind = COLUMN_TYPE_NAMES.get(column.type)
+                    return (
+                        SqlType(kind) if kind else SqlType("nvarchar" if column.type == "nvarchar" else "int")
+                    )
+        return None
+
+    def _comparable_columns(self) -> str:
+        """BINARY_CHECKSUM(*)/CHECKSUM(*): every column but text, ntext, image and xml."""
+        names = []
+        for source in self.sources:
+            skip = {
+                n.lower()
+                for n, sqltype, _, _ in (source.table.columns if source.table else [])
+                if sqltype.name in NONCOMPARABLE_TYPES
+            }
+            names += [
+                f"{sql_ident(source.alias)}.{sql_ident(c)}"
+                for c, _ in source.columns
+                if c.lower() not in skip
+            ]
+        return ", ".join(names)
 
     def _table_ref(self, toks: list[Token], i: int, out: list[str], is_update: bool) -> int:
         parts, i = _name_at(toks, i)
@@ -255,6 +458,11 @@ class Translator:
         table = db.find_table(schema, name)
         if table is None:
             raise errors.invalid_object(".".join(p for p in parts))
+        target = self.write and (self.write_table is None or self.write_table is table)
+        permission = (
+            self.statement if target and self.statement in ("INSERT", "UPDATE", "DELETE") else "SELECT"
+        )
+        security.check_object(self.inst, self.ex.session, db, table.schema, table.name, permission)
         columns = [(c, column_for(c, t, nullable)) for c, t, nullable, _ in table.columns]
         if self.write:
             if self.write_db is not None and self.write_db is not db:
@@ -464,6 +672,10 @@ def _result_columns(names: list[str], rows: list[tuple], item_types: list) -> li
 
 def map_sqlite_error(e: sqlite3.Error, toks: list[Token]) -> SqlError:
     text = str(e)
+    if "user-defined function raised exception" in text:
+        raised = functions.take_function_error()
+        if raised is not None:
+            return raised
     if text.startswith("no such column:"):
         return SqlError(207, 16, 1, f"Invalid column name '{text.split(':', 1)[1].strip().split('.')[-1]}'.")
     if text.startswith("no such table:"):
@@ -521,6 +733,45 @@ def _type_from(toks: list[Token], start: int, end: int) -> SqlType:
 
     sub = toks[start:end] + [Token("eof", "", "", 0)]
     return Parser("", sub).sql_type()
+
+
+def _chain_end(toks: list[Token], i: int) -> int:
+    """End (exclusive) of a dotted name starting at ``toks[i]``."""
+    while toks[i].kind in ("word", "qident"):
+        i += 1
+        if not toks[i].is_op("."):
+            return i
+        i += 1
+    return i
+
+
+def _chain(toks: list[Token], start: int, end: int) -> list[str] | None:
+    """The parts of a dotted column name filling ``toks[start:end]`` exactly, else None."""
+    if end <= start or end - start > 7:
+        return None
+    parts = []
+    for offset, tok in enumerate(toks[start:end]):
+        if (
+            offset % 2 == 0
+            and tok.kind in ("word", "qident")
+            and not (tok.kind == "word" and tok.upper in NOT_ALIAS)
+        ):
+            parts.append(tok.value)
+        elif offset % 2 == 1 and tok.is_op("."):
+            continue
+        else:
+            return None
+    return parts if (end - start) % 2 == 1 else None
+
+
+def _chain_before(toks: list[Token], end: int) -> list[str] | None:
+    """The dotted name ending just before ``toks[end]``."""
+    start = end - 1
+    while start - 2 >= 0 and toks[start - 1].is_op(".") and toks[start - 2].kind in ("word", "qident"):
+        start -= 2
+    if start < 0 or (start > 0 and toks[start - 1].is_op(".")):
+        return None
+    return _chain(toks, start, end)
 
 
 def _name_at(toks: list[Token], i: int) -> tuple[list[str], int]:

@@ -17,6 +17,10 @@ INT_RANGES = {
 }
 STRING_TYPES = {"nvarchar", "varchar", "nchar", "char", "sysname", "text", "ntext", "xml"}
 BINARY_TYPES = {"varbinary", "binary", "image", "rowversion", "timestamp"}
+# BINARY_CHECKSUM(*) and CHECKSUM(*) skip these ("noncomparable data types": Microsoft, BINARY_CHECKSUM).
+NONCOMPARABLE_TYPES = {"text", "ntext", "image", "xml"}
+LOB_TYPES = NONCOMPARABLE_TYPES  # returned to clients as nvarchar(max)/varbinary(max)
+SINGLE_BYTE_TYPES = {"varchar", "char", "text"}  # one byte per (code page) character
 DATE_TYPES = {"datetime", "datetime2", "smalldatetime", "date", "datetimeoffset", "time"}
 NUMERIC_TYPES = {"decimal", "numeric", "money", "smallmoney"}
 KNOWN_TYPES = (
@@ -67,6 +71,9 @@ def column_for(name: str, sqltype: SqlType, nullable: bool = True) -> Column:
         return Column(name, "datetime", nullable=nullable)
     if t in ("date", "datetimeoffset", "time"):
         return Column(name, "datetime2", scale=0 if t == "date" else 7, nullable=nullable)
+    if t in LOB_TYPES:
+        kind = "varbinary" if t == "image" else "nvarchar"
+        return Column(name, kind, size=-1, nullable=nullable)
     if t in BINARY_TYPES:
         return Column(name, "varbinary", size=_size(sqltype, 8000), nullable=nullable)
     if t == "sysname":
@@ -86,8 +93,12 @@ def format_datetime(value: dt.datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S.%f")[:23]
 
 
-def coerce(value, sqltype: SqlType):
-    """Convert a Python value to ``sqltype`` as T-SQL CAST/assignment would (NULL stays NULL)."""
+def coerce(value, sqltype: SqlType, dateformat: str = "mdy", source: str = "varchar", style=None):
+    """Convert a Python value to ``sqltype`` as T-SQL CAST/assignment would (NULL stays NULL).
+
+    A string becomes a date/time value under the session's ``dateformat`` (``source`` names its type in
+    error 242); date/time results are ``datetime`` objects.
+    """
     if value is None:
         return None
     t = sqltype.name
@@ -119,7 +130,11 @@ def coerce(value, sqltype: SqlType):
         if t == "uniqueidentifier":
             return str(uuid.UUID(str(value))).upper()
         if t in DATE_TYPES:
-            return format_datetime(to_datetime(value))
+            if isinstance(value, str):
+                from sandbox.mssql.engine.language import string_to_datetime
+
+                return string_to_datetime(value, t, dateformat, source, style)
+            return to_datetime(value)
         if t in BINARY_TYPES:
             return value if isinstance(value, bytes) else str(value).encode("utf-16-le")
     except SqlError:

@@ -67,7 +67,11 @@ def source(tmp_path: Path) -> Instance:
         "SRC",
         edition="Enterprise Edition (64-bit)",
         databases={
-            HOSTILE: {"recovery_model": "FULL", "tables": [{"name": "orders", "rows": 200}]},
+            HOSTILE: {
+                "recovery_model": "FULL",
+                "tables": [{"name": "orders", "rows": 200}],
+                "users": {"app": ["db_datareader", "db_datawriter"]},
+            },
         },
     )
 

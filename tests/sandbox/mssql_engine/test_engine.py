@@ -22,16 +22,23 @@ def lit(value: str) -> str:
 
 def sql_file(name: str, compression: str = "COMPRESSION", access: str = "RESTRICTED_USER", **params) -> str:
     text = (SQL_DIR / name).read_text()
-    text = text.replace("{{ COMPRESSION }}", compression).replace("{{ USER_ACCESS }}", access)
+    text = text.replace("{{ COMPRESSION }}", compression).replace("{{ OPTION }}", access)
     return text % {k: lit(v) for k, v in params.items()}
 
 
 def backup(runner: Runner, kind: str, path: str, db: str = HOSTILE, compression: str = "COMPRESSION") -> list:
+    if kind == "tail_log":  # the NORECOVERY tail older versions of the product took (and people do by hand)
+        return runner.run(tail_log_sql(db, path))
     return runner.run(sql_file(f"backup_{kind}.sql", compression, database=db, path=path, backup_name=kind))
 
 
+def tail_log_sql(db: str, path: str) -> str:
+    return f"BACKUP LOG {quote(db)} TO DISK = {lit(path)} WITH NORECOVERY, INIT, FORMAT, CHECKSUM, STATS = 5"
+
+
 def fingerprint(runner: Runner, db: str = HOSTILE, table: str = "orders") -> tuple:
-    return runner.rows(sql_file("table_fingerprint.sql", database=db, schema="dbo", table=table))[0]
+    query = f"SELECT COUNT_BIG(*), CHECKSUM_AGG(BINARY_CHECKSUM(*)) FROM {quote(db)}.dbo.{quote(table)}"
+    return runner.rows(query)[0]
 
 
 def insert(runner: Runner, first: int, count: int, db: str = HOSTILE) -> None:
@@ -55,7 +62,7 @@ def test_server_and_state_queries(source):
     assert sizes["ROWS"] >= 8 * 1024 * 1024 and sizes["LOG"] > 0
     assert r.rows(sql_file("tde_state.sql", database=HOSTILE)) == []
     assert r.rows(sql_file("sku_features.sql", database=HOSTILE)) == []
-    assert r.rows(sql_file("user_tables.sql", database=HOSTILE)) == [("dbo", "orders")]
+    assert r.rows(sql_file("row_counts.sql", database=HOSTILE)) == [("dbo", "orders", 200)]
     assert r.rows(sql_file("checkdb.sql", database=HOSTILE)) == [] and r.messages() == []
 
 
@@ -74,10 +81,10 @@ def test_full_diff_logs_tail_restore_into_second_instance(source, target, tmp_pa
     r.run(f"UPDATE {quote(HOSTILE)}.dbo.orders SET amount = amount + 1 WHERE id < 50")
     backup(r, "log", "D:\\Backups\\log2.trn")
     r.run(f"DELETE FROM {quote(HOSTILE)}.dbo.orders WHERE id BETWEEN 60 AND 70")
-    r.run(sql_file("set_user_access.sql", database=HOSTILE))
+    r.run(sql_file("set_database_option.sql", database=HOSTILE))
     backup(r, "tail_log", "D:\\Backups\\tail.trn")
     assert source.database_info(HOSTILE)["state_desc"] == "RESTORING"
-    result = r.result(sql_file("backup_history.sql", database=HOSTILE, since="2000-01-01"))
+    result = r.result(sql_file("backup_history.sql", database=HOSTILE, since_utc="2000-01-01T00:00:00"))
     names = [c.name for c in result.columns]
     history = [dict(zip(names, row, strict=True)) for row in result.rows]
     assert [h["type"] for h in history] == ["D", "I", "L", "L", "L"]
@@ -200,17 +207,15 @@ def test_exclusive_access_and_kill(source):
     app = Runner(source, "app", "app", HOSTILE)
     killed = []
     app.session.on_kill = lambda: killed.append(True)
-    error, messages = admin.error(
-        sql_file("backup_tail_log.sql", database=HOSTILE, path="D:\\Backups\\t.trn", backup_name="t")
-    )
+    error, messages = admin.error(tail_log_sql(HOSTILE, "D:\\Backups\\t.trn"))
     assert messages[0].number == 3101
-    admin.run(sql_file("set_user_access.sql", database=HOSTILE))
+    admin.run(sql_file("set_database_option.sql", database=HOSTILE))
     assert killed and app.session.killed
     error, _ = app.error("SELECT 1")
     assert error.number == 596
     with pytest.raises(SqlError) as info:
         source.login("app", "app", HOSTILE)
-    assert info.value.number == 924
+    assert info.value.number == 4060 and info.value.__cause__.number == 923  # RESTRICTED_USER
 
 
 def test_checkdb_corruption_and_info(source):

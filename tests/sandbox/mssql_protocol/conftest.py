@@ -96,7 +96,7 @@ class FakeInstance:
         self.cancelled = threading.Event()
         self.lock = threading.Lock()
 
-    def login(self, user, password, database, app_name="", host_name=""):
+    def login(self, user, password, database, app_name="", host_name="", language_name=None):
         if user != USER or password != PASSWORD:
             raise SqlError(18456, 14, 1, f"Login failed for user '{user}'.")
         database = database or "master"

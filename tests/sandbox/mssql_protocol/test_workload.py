@@ -14,7 +14,7 @@ import pytest
 
 from sandbox.mssql.results import Column, Done, ResultSet, SqlError
 from sandbox.mssql.server import ThreadedTdsServer
-from sandbox.mssql.workload import run_workload
+from sandbox.mssql.workload import read_journal, run_workload
 from tests.sandbox.mssql_protocol.conftest import PASSWORD, USER, FakeInstance
 
 REPO = Path(__file__).resolve().parents[3]
@@ -31,7 +31,7 @@ class OrdersInstance(FakeInstance):
         self.frozen: SqlError | None = None
         self.table_created = False
 
-    def login(self, user, password, database, app_name="", host_name=""):
+    def login(self, user, password, database, app_name="", host_name="", language_name=None):
         if self.frozen is not None and self.frozen.number == 924:
             raise SqlError(
                 924, 14, 1, "Database 'shop' is already open and can only have one user at a time."
@@ -137,8 +137,9 @@ def test_unreachable_server_counts_disconnects_and_stops():
     assert stats.writes == 0 and stats.disconnects >= 1
 
 
-def test_cli_workload_uses_env_password_and_stops_on_sigterm(orders_server):
+def test_cli_workload_uses_env_password_and_stops_on_sigterm(orders_server, tmp_path):
     instance, server = orders_server
+    journal = tmp_path / "acks.jsonl"
     env = dict(os.environ, SANDBOX_MSSQL_PASSWORD=PASSWORD, PYTHONPATH=str(REPO))
     command = [
         sys.executable,
@@ -155,6 +156,8 @@ def test_cli_workload_uses_env_password_and_stops_on_sigterm(orders_server):
         "shop",
         "--rate",
         "30",
+        "--journal",
+        str(journal),
     ]
     proc = subprocess.Popen(
         command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -172,6 +175,33 @@ def test_cli_workload_uses_env_password_and_stops_on_sigterm(orders_server):
     assert proc.returncode == 0, err
     assert '"inserted"' in out.splitlines()[-1] and out.splitlines()[-1].startswith("done ")
     assert PASSWORD not in out + err
+    assert {w.id for w in read_journal(journal) if w.kind == "insert"} == instance.ids
+
+
+def test_acknowledged_writes_are_recorded_and_journaled(orders_server, tmp_path):
+    instance, server = orders_server
+    journal = tmp_path / "journal.jsonl"
+    stats = run_workload(
+        params(server), rate=40, duration=1.0, stop_event=threading.Event(), journal_path=journal
+    )
+    acks = stats.acknowledged
+    assert len(acks) == stats.writes and read_journal(journal) == acks
+    assert {w.id for w in acks if w.kind == "insert"} == instance.ids
+    assert all(a.acked_at <= b.acked_at for a, b in zip(acks, acks[1:], strict=False))
+    assert stats.as_dict()["acknowledged"] == len(acks) and "acknowledged" not in repr(stats)
+
+
+def test_idle_periods_leave_the_database_idle(orders_server):
+    _instance, server = orders_server
+    stats = run_workload(
+        params(server), rate=50, duration=2.4, stop_event=threading.Event(), idle_every_s=0.4, idle_for_s=0.5
+    )
+    assert stats.idle_periods >= 2
+    times = [w.acked_at for w in stats.acknowledged]
+    gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+    assert sum(gap >= 0.45 for gap in gaps) >= 2
+    with pytest.raises(ValueError):
+        run_workload(params(server), 10, 0.1, threading.Event(), idle_every_s=0)
 
 
 def test_cli_workload_requires_a_password(monkeypatch, capsys):
@@ -181,3 +211,22 @@ def test_cli_workload_requires_a_password(monkeypatch, capsys):
     code = main(["workload", "--user", "sa", "--database", "shop", "--duration", "0.1"])
     assert code == 2
     assert "SANDBOX_MSSQL_PASSWORD" in capsys.readouterr().err
+
+
+def test_a_connection_dropped_right_after_login_is_a_disconnect(monkeypatch):
+    """pymssql raises its low-level exception when the server drops the connection between the login and
+    the first statement (a session killed by ROLLBACK IMMEDIATE as it arrives): the workload goes on."""
+    from pymssql import _mssql
+
+    from sandbox.mssql import workload
+
+    def dropped(**_params):
+        raise _mssql.MSSQLDatabaseException(
+            (20017, b"DB-Lib error message 20017, severity 9:\nUnexpected EOF")
+        )
+
+    monkeypatch.setattr(workload.pymssql, "connect", dropped)
+    stats = run_workload(
+        dict(server="127.0.0.1", port=1, user=USER, password="x"), 50, 0.3, threading.Event()
+    )
+    assert stats.disconnects >= 1 and stats.errors == 0 and stats.writes == 0
