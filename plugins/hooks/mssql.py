@@ -83,7 +83,9 @@ _ADVICE: dict[int, str] = {
     18456: "login failed: check the login and password of the Airflow connection "
     "and that the login is enabled on the server",
     18452: "login failed (Windows login from an untrusted domain): use a SQL Server login",
-    4060: "cannot open the connection's default database: fix the schema of the Airflow connection",
+    4060: "cannot open the database the connection asked for: fix the schema of the Airflow connection",
+    4064: "cannot open the login's default database (RESTORING, offline or restricted?): the hook connects "
+    "to master; check the login's default database on the server",
     20009: "cannot reach the SQL Server: check host, port and firewall of the Airflow connection",
     20002: "connection to the SQL Server failed: check host, port and the tds_version extra",
     911: "database {db} does not exist (or is not accessible): check the database name",

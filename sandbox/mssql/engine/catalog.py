@@ -636,6 +636,43 @@ INDEXES_COLUMNS = [
 ]
 
 
+def log_stats_rows(inst: Instance, database_id) -> list[tuple]:
+    """``sys.dm_db_log_stats(database_id)``: one row for an online database (none for NULL or unknown)."""
+    db = inst.database_by_id(int(database_id)) if database_id is not None else None
+    if db is None or db.state != "ONLINE":
+        return []
+    mb = 1024 * 1024
+    with db.log.lock:
+        records = list(db.log.records)
+    since = db.last_log_backup_lsn
+    pending = sum(r.size for r in records if since is not None and r.lsn >= since)
+    if since is not None and pending:
+        pending += db.padding["log"]  # what the next log backup will weigh (see backup_padding_bytes)
+    active = sum(r.size for r in records)
+    return [
+        (
+            db.database_id,
+            db.recovery_model,
+            active / mb,
+            active / mb,
+            "LOG_BACKUP" if since is not None and pending else "NOTHING",
+            db.last_log_backup_lsn,
+            pending / mb,
+        )
+    ]
+
+
+LOG_STATS_COLUMNS = [
+    _int("database_id"),
+    _desc("recovery_model"),
+    Column("total_log_size_mb", "float"),
+    Column("active_log_size_mb", "float"),
+    _desc("log_truncation_holdup_reason"),
+    _lsn("log_backup_lsn"),
+    Column("log_since_last_log_backup_mb", "float"),
+]
+
+
 def sql_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 

@@ -427,6 +427,8 @@ class Translator:
 
     def _table_ref(self, toks: list[Token], i: int, out: list[str], is_update: bool) -> int:
         parts, i = _name_at(toks, i)
+        if toks[i].is_op("(") and [p.lower() for p in parts[-2:]] == ["sys", "dm_db_log_stats"]:
+            return self._log_stats_ref(toks, i, out)
         alias = parts[-1]
         if toks[i].is_word("AS"):
             i += 1
@@ -442,6 +444,34 @@ class Translator:
             out.append(ref)  # UPDATE/DELETE/INSERT target: SQLite does not take an alias there
         else:
             out.append(f"{ref} AS {sql_ident(alias)}")
+        return i
+
+    def _log_stats_ref(self, toks: list[Token], i: int, out: list[str]) -> int:
+        """``sys.dm_db_log_stats(database_id)``: a table-valued function (SQL Server 2016 SP2 and later)."""
+        from sandbox.mssql.engine.catalog import LOG_STATS_COLUMNS, log_stats_rows
+        from sandbox.mssql.engine.parser import Parser
+
+        if self.inst.version_tuple < (13, 0, 5026):
+            raise errors.invalid_object("sys.dm_db_log_stats")
+        close = _matching(toks, i)
+        parser = Parser("", list(toks[i + 1 : close]) + [Token("eof", "", "", 0)])
+        database_id = self.ex.eval(parser.expr())
+        table = f"cv{len(self.views)}"
+        self.views[("dm_db_log_stats", str(database_id))] = table
+        conn = self._connection()
+        conn.execute(f"CREATE TEMP TABLE {table} ({', '.join(sql_ident(c.name) for c in LOG_STATS_COLUMNS)})")
+        rows = [tuple(storage_value(v) for v in row) for row in log_stats_rows(self.inst, database_id)]
+        if rows:
+            conn.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(LOG_STATS_COLUMNS))})", rows)
+        i = close + 1
+        alias = "dm_db_log_stats"
+        if toks[i].is_word("AS"):
+            i += 1
+        if toks[i].kind in ("word", "qident") and toks[i].upper not in NOT_ALIAS:
+            alias = toks[i].value
+            i += 1
+        self.sources.append(Source(alias, [(c.name, c) for c in LOG_STATS_COLUMNS], None))
+        out.append(f"temp.{table} AS {sql_ident(alias)}")
         return i
 
     def _resolve(self, parts: list[str]) -> tuple[str, list[tuple[str, Column]], TableInfo | None]:

@@ -8,7 +8,13 @@ import pytest
 
 from hooks.mssql import MigrationMsSqlHook, SqlServerError
 from rds_migration.chain import BackupType
-from tests.integration.hooks.conftest import HOSTILE_DB, SERVER_BACKUP_DIR, mssql_connection, set_connection
+from tests.integration.hooks.conftest import (
+    HOSTILE_DB,
+    SERVER_BACKUP_DIR,
+    SQL_PASSWORD,
+    mssql_connection,
+    set_connection,
+)
 
 SINCE = datetime(2000, 1, 1)
 
@@ -98,42 +104,90 @@ def test_pseudo_simple_log_backup_is_explained(mssql_hook):
     assert info.value.number == 4214
 
 
-def test_cutover_freeze_tail_and_rollback(mssql_hook):
+def sa_write(server, sql: str) -> None:
+    """A write by a sysadmin session: RESTRICTED_USER lets it in, READ_ONLY refuses it (3906)."""
+    import pymssql
+
+    with pymssql.connect(
+        server="127.0.0.1",
+        port=server.port,
+        user="sa",
+        password=SQL_PASSWORD,
+        tds_version="7.4",
+        autocommit=True,
+    ) as conn:
+        conn.cursor().execute(sql)
+
+
+def test_read_only_freeze_stops_privileged_writers_and_undoes_without_restore(mssql_hook, mssql_server):
+    import pymssql
+
     mssql_hook.backup(HOSTILE_DB, "FULL", path("c_FULL.bak"), backup_name="full", compression=True)
-    mssql_hook.set_user_access(HOSTILE_DB, "RESTRICTED_USER")
-    tail = mssql_hook.backup(HOSTILE_DB, "TAIL", path("c_TAIL.trn"), backup_name="tail", compression=True)
-    assert tail.backup_type is BackupType.LOG
-    with pytest.raises(SqlServerError):  # RESTORING after the tail: no more backups
-        mssql_hook.backup(HOSTILE_DB, "LOG", path("c_LOG.trn"), backup_name="log", compression=True)
-    mssql_hook.recover_database(HOSTILE_DB)
-    mssql_hook.set_user_access(HOSTILE_DB, "MULTI_USER")
-    after = mssql_hook.backup(HOSTILE_DB, "LOG", path("c_LOG2.trn"), backup_name="log", compression=True)
-    assert after.first_lsn == tail.last_lsn  # online again, chain intact
-
-
-def test_database_facts_through_cutover(mssql_hook):
-    mssql_hook.backup(HOSTILE_DB, "FULL", path("f_FULL.bak"), backup_name="full", compression=True)
-    assert mssql_hook.database_facts(HOSTILE_DB).last_log_backup_lsn is not None
-    mssql_hook.set_user_access(HOSTILE_DB, "RESTRICTED_USER")
-    assert mssql_hook.database_facts(HOSTILE_DB).user_access_desc == "RESTRICTED_USER"
-    mssql_hook.backup(HOSTILE_DB, "TAIL", path("f_TAIL.trn"), backup_name="tail", compression=True)
-    assert mssql_hook.database_facts(HOSTILE_DB).state_desc == "RESTORING"
-    mssql_hook.recover_database(HOSTILE_DB)
-    mssql_hook.set_user_access(HOSTILE_DB, "MULTI_USER")
+    insert = "INSERT INTO [we]]ird 'db' ü].dbo.orders (id, customer) VALUES ({}, N'x')"
+    mssql_hook.set_database_option(HOSTILE_DB, "RESTRICTED_USER")
+    sa_write(mssql_server, insert.format(1001))  # RESTRICTED_USER does not stop a sysadmin (S2)
+    mssql_hook.set_database_option(HOSTILE_DB, "READ_ONLY")
+    with pytest.raises(pymssql.Error) as info:
+        sa_write(mssql_server, insert.format(1002))
+    assert info.value.args[0] == 3906
     facts = mssql_hook.database_facts(HOSTILE_DB)
-    assert (facts.state_desc, facts.user_access_desc) == ("ONLINE", "MULTI_USER")
+    assert (facts.state_desc, facts.user_access_desc, facts.is_read_only) == (
+        "ONLINE",
+        "RESTRICTED_USER",
+        True,
+    )
+    tail = mssql_hook.backup(HOSTILE_DB, "LOG", path("c_TAIL.trn"), backup_name="tail", compression=True)
+    assert tail.backup_type is BackupType.LOG and not tail.is_empty
+    again = mssql_hook.backup(HOSTILE_DB, "LOG", path("c_AFTER.trn"), backup_name="log", compression=True)
+    assert again.is_empty  # READ_ONLY: nothing can be written after the tail
+    mssql_hook.set_database_option(HOSTILE_DB, "READ_WRITE")
+    mssql_hook.set_database_option(HOSTILE_DB, "MULTI_USER")
+    sa_write(mssql_server, insert.format(1003))
+    after = mssql_hook.backup(HOSTILE_DB, "LOG", path("c_LOG2.trn"), backup_name="log", compression=True)
+    assert after.first_lsn == tail.last_lsn and after.recovery_fork_guid == tail.recovery_fork_guid  # no fork
 
 
-def test_user_access_mode_allow_list(mssql_hook):
+def test_database_option_allow_list(mssql_hook):
     with pytest.raises(ValueError):
-        mssql_hook.set_user_access(HOSTILE_DB, "MULTI_USER; DROP DATABASE x")
+        mssql_hook.set_database_option(HOSTILE_DB, "MULTI_USER; DROP DATABASE x")
 
 
-def test_table_fingerprints(mssql_hook):
-    prints = mssql_hook.table_fingerprints(HOSTILE_DB)
-    assert prints[("dbo", "orders")][0] == 40
-    assert prints[("s]x", "t 'q'")][0] == 3
-    assert prints == mssql_hook.table_fingerprints(HOSTILE_DB)
+def test_row_counts_come_from_metadata(mssql_hook):
+    counts = mssql_hook.row_counts(HOSTILE_DB)
+    assert counts == {("dbo", "orders"): 40, ("s]x", "t 'q'"): 3}
+
+
+def test_table_digest_is_order_free_and_sees_every_type(mssql_hook, mssql_server):
+    first = mssql_hook.table_digest(HOSTILE_DB, "dbo", "orders")
+    assert first[0] == 40 and first == mssql_hook.table_digest(HOSTILE_DB, "dbo", "orders", batch=7)
+    sa_write(mssql_server, "UPDATE [we]]ird 'db' ü].dbo.orders SET customer = N'changed' WHERE id = 5")
+    assert mssql_hook.table_digest(HOSTILE_DB, "dbo", "orders") != first
+    sa_write(
+        mssql_server, "CREATE TABLE [we]]ird 'db' ü].dbo.docs (id int PRIMARY KEY, body xml, notes ntext)"
+    )
+    sa_write(
+        mssql_server,
+        "INSERT INTO [we]]ird 'db' ü].dbo.docs VALUES (1, N'<a>1</a>', N'n'), (2, N'<a>2</a>', N'n')",
+    )
+    before = mssql_hook.table_digest(HOSTILE_DB, "dbo", "docs")
+    sa_write(mssql_server, "UPDATE [we]]ird 'db' ü].dbo.docs SET body = N'<a>9</a>' WHERE id = 1")
+    assert mssql_hook.table_digest(HOSTILE_DB, "dbo", "docs") != before  # BINARY_CHECKSUM would not see it
+
+
+def test_log_since_last_backup_measures_without_a_backup(mssql_hook, mssql_server):
+    mssql_hook.backup(HOSTILE_DB, "FULL", path("m_FULL.bak"), backup_name="full", compression=False)
+    mssql_hook.backup(HOSTILE_DB, "LOG", path("m_LOG1.trn"), backup_name="log", compression=False)
+    assert mssql_hook.log_since_last_backup(HOSTILE_DB) == 0
+    sa_write(mssql_server, "UPDATE [we]]ird 'db' ü].dbo.orders SET customer = N'y'")
+    pending = mssql_hook.log_since_last_backup(HOSTILE_DB)
+    log = mssql_hook.backup(HOSTILE_DB, "LOG", path("m_LOG2.trn"), backup_name="log", compression=False)
+    assert pending and log.size_bytes >= pending * 0.5
+
+
+def test_login_rights_of_a_sysadmin(mssql_hook):
+    rights = mssql_hook.login_rights(HOSTILE_DB)
+    assert rights.is_sysadmin and rights.can_backup_log and rights.can_alter and rights.can_checkdb
+    assert rights.login_name == "sa"
 
 
 def test_login_failure_has_no_password(mssql_server, monkeypatch, assert_no_secrets):
