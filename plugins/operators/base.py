@@ -59,6 +59,10 @@ class MigrationOperator(BaseOperator):
     def steps(self) -> MigrationSteps:
         return MigrationSteps(self.migration)
 
+    def pre_execute(self, context: Any) -> None:
+        """Before ``execute`` and before each resume after a deferral: stamp the ledger with this task."""
+        self.steps.bind(context["ti"])
+
     # ----------------------------------------------------------------------------------------------
     # Driving the chain: upload and import what msdb has and RDS lacks, one file at a time
     # ----------------------------------------------------------------------------------------------
@@ -116,7 +120,7 @@ class MigrationOperator(BaseOperator):
         budget = self.steps.quota_budget(entries, state.migrate_task_id)
         if budget.spendable >= 1:
             return False
-        decision = self.steps.plan_shipment(state, entries, interval=timedelta(0), budget=budget)
+        decision = self.steps.plan_shipment(state, entries, interval=timedelta(seconds=1), budget=budget)
         if decision.action == "differential":
             self.log.warning("Import quota: %s", decision.reason)
             self.steps.take_backup("DIFF", self.steps.next_backup_name("DIFF"))

@@ -64,7 +64,7 @@ class CutoverApprovalOperator(ApprovalOperator):
     def execute(self, context: Any) -> Any:
         from operators.steps import MigrationSteps
 
-        self.body = cutover_briefing(MigrationSteps(self.migration))
+        self.body = cutover_briefing(MigrationSteps(self.migration).bind(context["ti"]))
         self.log.info("Cutover briefing:\n%s", self.body)
         return super().execute(context)
 
@@ -73,10 +73,9 @@ class CutoverApprovalOperator(ApprovalOperator):
         # super().execute_complete() runs.
         from operators.steps import MigrationSteps
 
+        steps = MigrationSteps(self.migration).bind(context["ti"])
         if event.get("error_type") == "timeout":
-            MigrationSteps(self.migration).record_ledger(
-                "cutover_rejected", responded_by="nobody (timed out)"
-            )
+            steps.record_ledger("cutover_rejected", responded_by="nobody (timed out)")
             raise AirflowFailException(
                 f"Nobody answered the cutover approval within {self.migration.approval_timeout_hours:g} h: "
                 "nothing changed on the source. The log-shipping DAG keeps the target current; trigger this "
@@ -84,9 +83,7 @@ class CutoverApprovalOperator(ApprovalOperator):
             )
         approved = event.get("chosen_options") == ["Approve"]
         who = str(event.get("responded_by_user") or "unknown")
-        MigrationSteps(self.migration).record_ledger(
-            "cutover_approved" if approved else "cutover_rejected", responded_by=who
-        )
+        steps.record_ledger("cutover_approved" if approved else "cutover_rejected", responded_by=who)
         if not approved:
             self.log.warning(
                 "Cutover rejected by %s: nothing on the source changed. The scheduled log-shipping DAG keeps "
@@ -304,10 +301,8 @@ class OpenDatabaseOperator(_WindowOperator):
                 )
             # A retry asks again after an ambiguous failure: the same ClientToken makes it harmless.
             self._request_open(migrate_task_id, run_id)
-            started = self.step(
-                f"CreateOnlineDatabaseTask accepted ({self.migration.check_db_mode})", started
-            )
-        final = self.steps.rds.wait_for_task_state(
+            self.step(f"CreateOnlineDatabaseTask accepted ({self.migration.check_db_mode})", started)
+        self.steps.rds.wait_for_task_state(
             self.steps.instance_id,
             migrate_task_id,
             sorted(TASK_SUCCESS_STATES),
@@ -323,7 +318,7 @@ class OpenDatabaseOperator(_WindowOperator):
             check_db_mode=self.migration.check_db_mode,
             open_s=open_s,
         )
-        return final.status
+        return migrate_task_id
 
     def _request_open(self, migrate_task_id: str, run_id: str) -> None:
         token = hashlib.sha256(f"{run_id}|{migrate_task_id}".encode()).hexdigest()[:64]

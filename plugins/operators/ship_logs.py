@@ -90,7 +90,8 @@ class ShipLogsOperator(MigrationOperator):
         if state.restored is None:
             raise AirflowSkipException("The full backup is not restored on RDS yet: not shipping.")
         if not state.pending and not state.in_flight:
-            decision = self.steps.plan_shipment(state, entries, interval=self.interval)
+            # The DAG's schedule is its cadence: only the quota's pacing can hold a run back.
+            decision = self.steps.plan_shipment(state, entries, interval=timedelta(seconds=1))
             if decision.action == "wait" or decision.not_before > datetime.now(UTC):
                 raise AirflowSkipException(f"Not due yet: {decision.reason}")
 

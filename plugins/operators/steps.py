@@ -71,17 +71,6 @@ HISTORY_WINDOW = timedelta(days=8)
 TASK_TERMINAL_FAILURES = TASK_FAILURE_STATES | {"Terminated"}
 
 
-def _task_identity() -> dict[str, Any]:
-    """dag_id, run_id, task_id and try of the running Airflow task, for the ledger (empty outside one)."""
-    try:
-        from airflow.sdk import get_current_context
-
-        ti = get_current_context()["ti"]
-    except Exception:  # noqa: BLE001 - not inside a task (tests, tools): nothing to add
-        return {}
-    return {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": ti.try_number}
-
-
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
@@ -104,6 +93,18 @@ class MigrationSteps:
 
     def __init__(self, spec: MigrationSpec) -> None:
         self.spec = spec
+        #: dag_id, run_id, task_id and try of the task these steps run for: stamped on every ledger line.
+        self.identity: dict[str, Any] = {}
+
+    def bind(self, ti: Any) -> MigrationSteps:
+        """Stamp ledger lines with this task instance's identity (the audit trail says who did what)."""
+        self.identity = {
+            "dag_id": getattr(ti, "dag_id", None),
+            "run_id": getattr(ti, "run_id", None),
+            "task_id": getattr(ti, "task_id", None),
+            "try_number": getattr(ti, "try_number", None),
+        }
+        return self
 
     # ----------------------------------------------------------------------------------------------
     # Hooks and names
@@ -213,7 +214,7 @@ class MigrationSteps:
                 migrate_task_id=migrate_task_id,
                 details=details,
             )
-        self.oss.append_ledger(self.bucket, self.ledger_key, [replace(entry, **_task_identity())])
+        self.oss.append_ledger(self.bucket, self.ledger_key, [replace(entry, **self.identity)])
 
     def read_ledger(self) -> list[LedgerEntry]:
         return self.oss.read_ledger(self.bucket, self.ledger_key)

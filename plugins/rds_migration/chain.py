@@ -397,15 +397,10 @@ class RestorePlan:
 
 
 def _what_to_do_about_gap(point: RestorePoint) -> str:
-    find = (
-        "Look in msdb.dbo.backupset for log backups (type 'L') covering this range - another backup job "
-        "may have taken them - and import them in order; otherwise "
+    return (
+        "The backups that hold these log records must be imported first (another backup job may have taken "
+        "them), or the migration must start over from a new full backup."
     )
-    if point.last_log is None:  # a differential can still bridge the gap (rule 7 forbids it after a log)
-        return (
-            find + "take a differential backup (it bridges the gap from the full) or restart from a new full."
-        )
-    return find + "restart the migration from a new full backup."
 
 
 def _check_integrity(record: BackupRecord, require_checksum: bool, warnings: list[str] | None) -> None:

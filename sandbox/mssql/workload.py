@@ -75,7 +75,7 @@ class AckedWrite:
     kind: str  # "insert" or "update"
     value: Decimal  # the amount written
     written_at: dt.datetime  # the updated_at value written
-    acked_at: dt.datetime  # local time the server's acknowledgement was received
+    acked_at: dt.datetime  # when the server's acknowledgement was received (aware UTC)
 
     def as_json(self) -> dict:
         return {
@@ -249,7 +249,7 @@ class _Workload:
                 raise
             self._resync_next_id(cursor)  # someone else inserted that id: move past it
             return
-        self._acknowledged(AckedWrite(row_id, "insert", amount, written_at, dt.datetime.now()))
+        self._acknowledged(AckedWrite(row_id, "insert", amount, written_at, dt.datetime.now(dt.UTC)))
         self.next_id += 1
         self.stats.inserted += 1
 
@@ -259,7 +259,7 @@ class _Workload:
         cursor = self.conn.cursor()
         cursor.execute(UPDATE_SQL, (amount, self._note(row_id), written_at, row_id))
         if cursor.rowcount:
-            self._acknowledged(AckedWrite(row_id, "update", amount, written_at, dt.datetime.now()))
+            self._acknowledged(AckedWrite(row_id, "update", amount, written_at, dt.datetime.now(dt.UTC)))
         self.stats.updated += 1
 
     def _acknowledged(self, write: AckedWrite) -> None:

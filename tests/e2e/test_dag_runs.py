@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +29,7 @@ from tests.e2e.conftest import DATABASE, RunningSandbox, make_spec, sandbox_conf
 pytestmark = [pytest.mark.timeout(240), pytest.mark.usefixtures("keep_defer_kwargs")]
 
 APPROVAL_TASK = "approve_cutover"
-CUTOVER_TASKS = [
-    "freeze_source",
-    "fingerprint_source",
-    "tail_log_backup",
-    "upload_tail",
-    "apply_tail",
-    "open_database",
-    "target_multi_user",
-    "validate",
-]
+CUTOVER_TASKS = ["catch_up", "cutover", "open_database", "validate", "release_target"]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -137,10 +128,34 @@ def hook(conn_id: str):
     return MigrationMsSqlHook(mssql_conn_id=conn_id)
 
 
-def access(conn_id: str, database: str) -> tuple[str, str]:
+def access(conn_id: str, database: str) -> tuple[str, str, str]:
     facts = hook(conn_id).database_facts(database)
     assert facts is not None, f"{database} missing on {conn_id}"
-    return facts.state_desc, facts.user_access_desc
+    return facts.state_desc, facts.user_access_desc, "READ_ONLY" if facts.is_read_only else "READ_WRITE"
+
+
+WRITABLE = ("ONLINE", "MULTI_USER", "READ_WRITE")
+FROZEN = ("ONLINE", "RESTRICTED_USER", "READ_ONLY")
+
+
+def acknowledged(running: RunningSandbox) -> list:
+    """Every write the workload's SQL Server acknowledged (its journal)."""
+    from sandbox.mssql.workload import read_journal
+
+    path = running.state_dir / running.sandbox.config["workload"]["journal"]
+    return read_journal(path) if path.exists() else []
+
+
+def assert_acknowledged_writes_in(conn_id: str, writes: list) -> None:
+    """Each acknowledged write is in the database with its last acknowledged value: nothing lost."""
+    latest: dict[int, Any] = {}
+    for write in writes:
+        latest[write.id] = write.value
+    assert latest, "the workload acknowledged no write"
+    cursor_hook = hook(conn_id)
+    rows = dict(cursor_hook.get_records("SELECT id, amount FROM [SalesDB].dbo.orders"))
+    missing = {i: v for i, v in latest.items() if rows.get(i) != v}
+    assert not missing, f"{len(missing)} acknowledged write(s) not in {conn_id}: {list(missing.items())[:5]}"
 
 
 def order_count(running: RunningSandbox, database: str = DATABASE) -> int:
@@ -188,6 +203,8 @@ def run_migration(airflow_db, spec, option: str | None, before: Callable[[], Non
 
 
 def test_happy_path_with_live_writes(airflow_db, sandbox_factory):
+    """The default sandbox is unfriendly: the source had a nightly log-backup job until 20 minutes ago, and
+    the application writes as db_owner (RESTRICTED_USER would not stop it)."""
     running = sandbox_factory()
     spec = make_spec(running.state_dir, "e2e_happy", retries=0)
     before = order_count(running)
@@ -197,7 +214,8 @@ def test_happy_path_with_live_writes(airflow_db, sandbox_factory):
     result = states(dag_run)
     assert answered["answered"], result
     assert str(dag_run.state) == "success", result
-    assert "Estimated downtime" in answered["body"] and "Last applied LSN" in answered["body"]
+    for words in ("Estimated downtime", "computed at", "Import quota", "READ_ONLY WITH ROLLBACK IMMEDIATE"):
+        assert words in answered["body"], (words, answered["body"])
     assert result["resume"] == "skipped" and result["full_backup"] == "success"
     assert all(result[t] == "success" for t in ["ship_logs", APPROVAL_TASK, *CUTOVER_TASKS, "report"]), result
     assert result["rollback"] == "skipped"
@@ -205,15 +223,28 @@ def test_happy_path_with_live_writes(airflow_db, sandbox_factory):
     shipped = xcom(dag_run, "ship_logs")
     assert shipped["cycles"] >= 1
     validation = xcom(dag_run, "validate")
-    assert validation["differences"] == [] and validation["rows"] > 0
-    frozen = xcom(dag_run, "fingerprint_source")
-    assert frozen["dbo.orders"][0] > before, "rows written by the workload during the run were migrated"
+    assert validation["differences"] == [] and validation["problems"] == [] and validation["rows"] > 0
+    assert int(validation["proof"]["restored_through_lsn"]) >= int(
+        xcom(dag_run, "cutover")["tail"]["last_lsn"]
+    )
+    assert order_count(running) > before, "rows written by the workload during the run were migrated"
 
     report = xcom(dag_run, "report")
     assert Path(report["report_path"]).is_file()
     assert "migrated and validated" in Path(report["report_path"]).read_text()
-    assert access("mssql_target", DATABASE) == ("ONLINE", "MULTI_USER")
-    assert access("mssql_source", DATABASE)[0] == "RESTORING", "the tail-log backup left the source restoring"
+    assert report["downtime_s"] is not None and report["downtime_orchestration_s"] is not None
+    assert access("mssql_target", DATABASE) == WRITABLE, "applications may use the target"
+    assert access("mssql_source", DATABASE) == FROZEN, "the source stays frozen: READ_ONLY, nothing lost"
+    writes = acknowledged(running)
+    assert_acknowledged_writes_in("mssql_target", writes)
+    from operators.steps import MigrationSteps
+
+    entries = MigrationSteps(spec).read_ledger()
+    frozen = next(e for e in entries if e.event == "source_frozen")
+    timings = next(e for e in entries if e.event == "cutover_timings")
+    frozen_by = frozen.at + timedelta(seconds=float(timings.details["freeze_s"]) + 0.5)
+    late = [w for w in writes if w.acked_at > frozen_by]
+    assert not late, f"writes acknowledged after the freeze: {late[:3]}"
 
 
 def test_reject_changes_nothing_on_the_source(airflow_db, sandbox_factory, capfd):
@@ -227,7 +258,7 @@ def test_reject_changes_nothing_on_the_source(airflow_db, sandbox_factory, capfd
     assert str(dag_run.state) == "success", result
     assert all(result[t] == "skipped" for t in CUTOVER_TASKS), result
     assert result["rollback"] == "skipped" and result["report"] == "success"
-    assert access("mssql_source", DATABASE) == ("ONLINE", "MULTI_USER")
+    assert access("mssql_source", DATABASE) == WRITABLE
     assert_writes_continue(running)
     report = xcom(dag_run, "report")
     assert "cutover not approved" in Path(report["report_path"]).read_text()
@@ -257,23 +288,19 @@ def test_failed_tail_import_rolls_back_the_source(airflow_db, sandbox_factory, c
     result = states(dag_run)
     assert answered["answered"], result
     assert str(dag_run.state) == "failed", result
-    assert result["freeze_source"] == "success" and result["tail_log_backup"] == "success", result
-    assert result["apply_tail"] == "failed", result
+    assert result["catch_up"] == "success" and result["cutover"] == "failed", result
     assert result["open_database"] == "upstream_failed", result
     assert result["rollback"] == "success", result
     assert result["report"] == "failed", result  # written, then fails the run so the failure stays visible
     undone = " ".join(xcom(dag_run, "rollback"))
-    assert "WITH RECOVERY" in undone and "MULTI_USER" in undone, undone
+    assert "READ_WRITE" in undone and "MULTI_USER" in undone and "RESTORE" not in undone, undone
     assert "AliyunRDSImportRole" in "".join(capfd.readouterr()), "the failure names its cause"
     (report,) = (Path(spec.backup_folder.worker_path) / "reports").glob("*.html")
-    assert "cutover failed at apply_tail; rollback: success" in report.read_text()
+    assert "cutover failed at cutover; the source was given back" in report.read_text()
 
-    assert access("mssql_source", DATABASE) == ("ONLINE", "MULTI_USER")
-    frozen = xcom(dag_run, "fingerprint_source")
-    now = hook("mssql_source").table_fingerprints(DATABASE)
-    for (schema, table), (count, _checksum) in now.items():
-        assert count >= frozen[f"{schema}.{table}"][0], (table, count, frozen)
+    assert access("mssql_source", DATABASE) == WRITABLE
     assert_writes_continue(running)
+    assert_acknowledged_writes_in("mssql_source", acknowledged(running))
 
 
 def test_preflight_lists_every_failure_simple_recovery_and_encrypted_bucket(
@@ -311,7 +338,7 @@ def test_preflight_lists_every_failure_simple_recovery_and_encrypted_bucket(
     assert "recovery model: SIMPLE" in message, message
     assert "OSS bucket" in message and "encrypt" in message.lower(), message
     assert "Preflight failed 2 of" in message, message
-    assert access("mssql_source", "SimpleDB") == ("ONLINE", "MULTI_USER")
+    assert access("mssql_source", "SimpleDB") == WRITABLE
 
 
 def test_preflight_lists_every_failure_tde_name_conflict_newer_source_ia_bucket(
@@ -339,7 +366,7 @@ def test_preflight_lists_every_failure_tde_name_conflict_newer_source_ia_bucket(
         assert reason in message, (reason, message)
     assert "Preflight failed 4 of" in message, message
     assert result["rollback"] == "skipped", result
-    assert access("mssql_source", "LegacyDB") == ("ONLINE", "MULTI_USER")
+    assert access("mssql_source", "LegacyDB") == WRITABLE
 
 
 def preflight_error(output: str) -> str:
@@ -386,10 +413,10 @@ def test_log_shipping_dag_interleaves_without_breaking_the_chain(airflow_db, san
     from operators.steps import MigrationSteps
 
     steps = MigrationSteps(spec)
-    files = steps.rds.get_file_states(steps.instance_id, xcom(second, "apply_tail")["migrate_task_id"])
+    files = steps.rds.get_file_states(steps.instance_id, xcom(second, "cutover")["migrate_task_id"])
     # full + a log per ship_logs run + 3 from the log-shipping DAG + the tail: one chain, all restored
     assert len(files) >= 7 and {f.status for f in files} == {"Restored"}, files
-    assert access("mssql_target", DATABASE) == ("ONLINE", "MULTI_USER")
+    assert access("mssql_target", DATABASE) == WRITABLE
     # After the cutover, the scheduled DAG sees the migration task done and skips.
     after = shipping.test()
     assert states(after)["ship_one_log"] == "skipped"

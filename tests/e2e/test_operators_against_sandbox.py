@@ -14,10 +14,15 @@ from types import SimpleNamespace
 
 
 class FakeTI:
-    """The part of a task instance the operators use: XCom by task id."""
+    """The part of a task instance the operators use: identity, and XCom by task id."""
 
-    def __init__(self, xcom: dict[str, object]) -> None:
+    dag_id = "e2e_operators"
+    run_id = "e2e_run"
+    try_number = 1
+
+    def __init__(self, xcom: dict[str, object], task_id: str) -> None:
         self.xcom = xcom
+        self.task_id = task_id
 
     def xcom_pull(self, task_ids: str) -> object:
         return self.xcom.get(task_ids)
@@ -27,23 +32,20 @@ def run(operator_cls, spec, xcom, run_after, **kwargs):
     task_id = kwargs.pop("task_id")
     op = operator_cls(task_id=task_id, migration=spec, deferrable=False, poll_interval=0.2, **kwargs)
     context = {
-        "ti": FakeTI(xcom),
+        "ti": FakeTI(xcom, task_id),
         "dag_run": SimpleNamespace(run_after=run_after, run_id="e2e_run"),
+        "params": {},
     }
+    op.pre_execute(context)
     xcom[task_id] = op.execute(context)
     return xcom[task_id]
 
 
 def test_full_migration_with_live_writes(stack, spec):
     from operators.backup import BackupOperator, UploadBackupOperator
-    from operators.cutover import (
-        FingerprintOperator,
-        FreezeSourceOperator,
-        OpenDatabaseOperator,
-        TargetUserAccessOperator,
-    )
+    from operators.cutover import CutoverOperator, OpenDatabaseOperator, ReleaseTargetOperator
     from operators.preflight import PreflightOperator
-    from operators.rds_import import ApplyPendingOperator, CreateMigrationTaskOperator, WaitRestoredOperator
+    from operators.rds_import import CreateMigrationTaskOperator, WaitRestoredOperator
     from operators.ship_logs import ShipLogsOperator
     from operators.validate import ValidateOperator
 
@@ -104,23 +106,13 @@ def test_full_migration_with_live_writes(stack, spec):
     )
     assert shipped["cycles"] >= 1 and shipped["log_sizes"][-1] < 50 * 1024 * 1024
 
-    run(FreezeSourceOperator, spec, xcom, run_after, task_id="freeze_source")
-    prints = run(FingerprintOperator, spec, xcom, run_after, task_id="fingerprint_source", side="source")
-    assert prints, "the source has user tables"
-    tail = run(BackupOperator, spec, xcom, run_after, task_id="tail_log_backup", kind="TAIL")
-    assert tail["backup_type"] == "LOG"
-    run(UploadBackupOperator, spec, xcom, run_after, task_id="upload_tail", backup_task_id="tail_log_backup")
-    applied = run(ApplyPendingOperator, spec, xcom, run_after, task_id="apply_tail")
-    assert applied["restore_point"]["last_log"]["file_name"] == tail["file_name"]
-
+    caught_up = run(ShipLogsOperator, spec, xcom, run_after, task_id="catch_up", mode="catch_up")
+    assert caught_up["restore_point"] is not None
+    cutover = run(CutoverOperator, spec, xcom, run_after, task_id="cutover")
+    assert cutover["tail"]["backup_type"] == "LOG"
+    assert int(cutover["restore_point"]["redo_lsn"]) == int(cutover["tail"]["last_lsn"])
     run(OpenDatabaseOperator, spec, xcom, run_after, task_id="open_database")
-    run(TargetUserAccessOperator, spec, xcom, run_after, task_id="target_multi_user")
-    result = run(
-        ValidateOperator,
-        spec,
-        xcom,
-        run_after,
-        task_id="validate",
-        source_fingerprint_task_id="fingerprint_source",
-    )
-    assert result["differences"] == [] and result["rows"] > 0
+    result = run(ValidateOperator, spec, xcom, run_after, task_id="validate", cutover_task_id="cutover")
+    assert result["differences"] == [] and result["problems"] == [] and result["rows"] > 0
+    released = run(ReleaseTargetOperator, spec, xcom, run_after, task_id="release_target")
+    assert "SET READ_WRITE" in released and "SET MULTI_USER" in released

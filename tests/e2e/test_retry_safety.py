@@ -95,6 +95,7 @@ def make_spec(stack, database: str):
         backup_folder={"server_path": f"D:\\Backups\\{database}", "worker_path": str(worker_folder)},
         log_shipping={"interval_minutes": 1},
         cutover_threshold_mb=50,
+        import_quota={"window_hours": 0.001},  # a day scaled to 3.6 s, like the sandbox's other timings
         owner="e2e",
     )
 
@@ -109,9 +110,11 @@ class FakeTI:
 
     dag_id = "mssql_to_rds__retry"
     run_id = "retry_run"
+    try_number = 1
 
-    def __init__(self, xcom: dict[str, object]) -> None:
+    def __init__(self, xcom: dict[str, object], task_id: str = "") -> None:
         self.xcom = xcom
+        self.task_id = task_id
 
     def xcom_pull(self, task_ids: str) -> object:
         return self.xcom.get(task_ids)
@@ -135,9 +138,11 @@ class Run:
 
     def execute(self, op):
         context = {
-            "ti": FakeTI(self.xcom),
+            "ti": FakeTI(self.xcom, op.task_id),
             "dag_run": SimpleNamespace(run_after=self.run_after, run_id=FakeTI.run_id),
+            "params": {},
         }
+        op.pre_execute(context)
         self.xcom[op.task_id] = op.execute(context)
         return self.xcom[op.task_id]
 
@@ -252,19 +257,9 @@ def assert_contiguous(steps, file_names: list[str]) -> None:
 
 def test_every_task_rerun_after_success_repeats_no_side_effect(stack):
     from operators.backup import BackupOperator, UploadBackupOperator
-    from operators.cutover import (
-        FingerprintOperator,
-        FreezeSourceOperator,
-        OpenDatabaseOperator,
-        TargetUserAccessOperator,
-    )
+    from operators.cutover import CutoverOperator, OpenDatabaseOperator, ReleaseTargetOperator
     from operators.preflight import PreflightOperator
-    from operators.rds_import import (
-        ApplyPendingOperator,
-        ChooseStartOperator,
-        CreateMigrationTaskOperator,
-        WaitRestoredOperator,
-    )
+    from operators.rds_import import ChooseStartOperator, CreateMigrationTaskOperator, WaitRestoredOperator
     from operators.report import ReportOperator
     from operators.ship_logs import ShipLogsOperator
     from operators.validate import ValidateOperator
@@ -279,20 +274,23 @@ def test_every_task_rerun_after_success_repeats_no_side_effect(stack):
 
     first, again = twice(PreflightOperator, "preflight")
     assert first["failed"] == 0 and again["failed"] == 0, again
-    assert msdb_types(steps) == Counter(), "preflight takes no backup"
+    history_before = msdb_types(steps)  # the nightly job's backups (sandbox.yaml's history)
+    assert history_before["D"] >= 1, "SalesDB had a backup job before the migration"
 
     def branch():
         op = run.operator(
             ChooseStartOperator, "choose_start", full_task_id="full_backup", resume_task_id="ship_logs"
         )
-        return op.choose_branch({"ti": FakeTI(run.xcom)})
+        context = {"ti": FakeTI(run.xcom, "choose_start"), "params": {}}
+        op.pre_execute(context)
+        return op.choose_branch(context)
 
     assert branch() == "full_backup"
 
     # Full backup: the retry finds its file in msdb and on disk; no second backup set.
     first, again = twice(BackupOperator, "full_backup", kind="FULL")
     assert again == first
-    assert msdb_types(steps) == Counter({"D": 1})
+    assert msdb_types(steps) == history_before + Counter({"D": 1})
     full_key = steps.object_key(first["file_name"])
 
     # Upload: the retry sends nothing (same size and CRC64 in OSS), the object is untouched.
@@ -333,31 +331,24 @@ def test_every_task_rerun_after_success_repeats_no_side_effect(stack):
     assert len(set(files_after)) == len(files_after)
     assert_contiguous(steps, files_after)
 
-    # Freeze: the second run finds the source frozen and changes nothing.
-    first, again = twice(FreezeSourceOperator, "freeze_source")
-    assert (first, again) == ("frozen", "already frozen")
-    assert steps.source.database_facts(steps.database).user_access_desc == "RESTRICTED_USER"
-    first, again = twice(FingerprintOperator, "fingerprint_source", side="source")
-    assert first == again and first, "frozen: no write between the two fingerprints"
-
-    # Tail-log backup: one tail, the retry returns the same record.
-    logs_before = msdb_types(steps)["L"]
-    first, again = twice(BackupOperator, "tail_log_backup", kind="TAIL")
-    assert again == first and msdb_types(steps)["L"] == logs_before + 1
-    assert steps.source.database_facts(steps.database).state_desc == "RESTORING"
-
-    run(UploadBackupOperator, "upload_tail", backup_task_id="tail_log_backup")
+    # Catch-up at approval: the log since the last backup is small, nothing to do, twice.
     oss = OssLog(stack)
-    assert run(UploadBackupOperator, "upload_tail", backup_task_id="tail_log_backup")["skipped"] is True
-    assert oss.writes() == []
+    first, again = twice(ShipLogsOperator, "catch_up", mode="catch_up")
+    assert first["log_sizes"] == again["log_sizes"] == [] and oss.writes(steps.ledger_key) == []
 
-    first, again = twice(ApplyPendingOperator, "apply_tail")
-    assert (
-        again == first
-        and first["restore_point"]["last_log"]["file_name"] == run.xcom["tail_log_backup"]["file_name"]
+    # Cutover: one freeze, one tail, one import; the retry finds all three done.
+    logs_before = msdb_types(steps)["L"]
+    first, again = twice(CutoverOperator, "cutover")
+    assert again["tail"] == first["tail"] and msdb_types(steps)["L"] == logs_before + 1
+    facts = steps.source.database_facts(steps.database)
+    assert (facts.state_desc, facts.user_access_desc, facts.is_read_only) == (
+        "ONLINE",
+        "RESTRICTED_USER",
+        True,
     )
+    tail_name = first["tail"]["file_name"]
     files = rds_files(steps, migrate_task_id)
-    assert files == files_after + [run.xcom["tail_log_backup"]["file_name"]] and len(set(files)) == len(files)
+    assert files == files_after + [tail_name] and len(set(files)) == len(files)
 
     # Open: a worker that died right after RDS accepted CreateOnlineDatabaseTask; the retry sends the
     # same ClientToken (RDS answers the first request again), and a re-run after success sends nothing.
@@ -394,14 +385,15 @@ def test_every_task_rerun_after_success_repeats_no_side_effect(stack):
     assert run.execute(after_success) == migrate_task_id
     assert rds._client_tokens == tokens
 
-    first, again = twice(TargetUserAccessOperator, "target_multi_user")
-    assert first == again == "MULTI_USER"
-    assert steps.target_sql.database_facts(steps.target_database).user_access_desc == "MULTI_USER"
+    first, again = twice(ValidateOperator, "validate", cutover_task_id="cutover")
+    assert first == again and first["differences"] == [] and first["problems"] == [] and first["rows"] > 0
 
-    first, again = twice(ValidateOperator, "validate", source_fingerprint_task_id="fingerprint_source")
-    assert first == again and first["differences"] == [] and first["rows"] > 0
+    first, again = twice(ReleaseTargetOperator, "release_target")
+    assert first == ["SET READ_WRITE", "SET MULTI_USER"] and again == []
+    target = steps.target_sql.database_facts(steps.target_database)
+    assert (target.user_access_desc, target.is_read_only) == ("MULTI_USER", False)
 
-    report_ids = ["freeze_source", "tail_log_backup", "apply_tail", "open_database", "validate"]
+    report_ids = ["catch_up", "cutover", "open_database", "validate", "release_target", "rollback"]
     first, again = twice(ReportOperator, "report", task_ids=report_ids)
     assert first["report_key"] == again["report_key"] and again["outcome"].startswith(
         "migrated and validated"
@@ -412,7 +404,7 @@ def test_every_task_rerun_after_success_repeats_no_side_effect(stack):
     assert reports == [first["report_key"]]
 
     # Across all of this: one full, one migration task, each file imported once, one of each ledger step.
-    assert msdb_types(steps)["D"] == 1
+    assert msdb_types(steps)["D"] == history_before["D"] + 1
     assert len(rds_tasks(steps)) == 1
     ledger = Counter((e.event.value, e.file_name) for e in steps.read_ledger())
     for name in files:
@@ -542,11 +534,9 @@ def test_upload_killed_mid_multipart_resumes_with_the_missing_parts(stack, tmp_p
 
 # --------------------------------------------------------------------------------------------------
 # 3. A crash between BACKUP and recording it: the next run ships the orphan, in order
-# --------------------------------------------------------------------------------------------------
 
 
 def test_log_backup_never_recorded_is_shipped_by_the_next_run_in_order(stack, monkeypatch):
-    from operators.rds_import import ApplyPendingOperator
     from operators.ship_logs import ShipLogsOperator
 
     spec = make_spec(stack, "OrdersDB")
@@ -569,15 +559,16 @@ def test_log_backup_never_recorded_is_shipped_by_the_next_run_in_order(stack, mo
     assert shipped["restore_point"]["last_log"]["file_name"] == files[-1]
     assert_contiguous(steps, files)
 
-    # One more orphan, and one that was uploaded but whose import never happened: ApplyPending
-    # imports both in LSN order, and does not send the uploaded one again.
+    # One more orphan, and one that was uploaded but whose import never happened: the next task that
+    # drives the chain (here the catch-up at approval) imports both in LSN order, and does not send the
+    # uploaded one again.
     write_rows(stack, "OrdersDB")
     uploaded_only = take_log_directly(steps, 903)
     steps.upload(uploaded_only)
     write_rows(stack, "OrdersDB")
     orphan_3 = take_log_directly(steps, 904)
     oss = OssLog(stack)
-    applied = run(ApplyPendingOperator, "apply_pending")
+    applied = run(ShipLogsOperator, "catch_up", mode="catch_up")
     files = rds_files(steps, migrate_task_id)
     assert files[4:] == [uploaded_only.file_name, orphan_3.file_name], files
     assert applied["restore_point"]["last_log"]["file_name"] == orphan_3.file_name
@@ -586,7 +577,7 @@ def test_log_backup_never_recorded_is_shipped_by_the_next_run_in_order(stack, mo
 
     # Retried once more: nothing to upload, nothing to import.
     oss = OssLog(stack)
-    assert run(ApplyPendingOperator, "apply_pending") == applied
+    assert run(ShipLogsOperator, "catch_up", mode="catch_up") == applied
     assert rds_files(steps, migrate_task_id) == files and oss.writes() == []
 
     # Two shipping runs whose first cycle starts in the same second (a retry, or the scheduled DAG
@@ -642,12 +633,12 @@ def test_foreign_log_backup_stops_shipping_before_any_upload(stack):
     with pytest.raises(AirflowFailException) as failure:
         run(ShipLogsOperator, "ship_logs", mode="once")
     message = str(failure.value)
-    assert "Restore chain check failed before upload" in message
+    assert "The restore chain cannot continue" in message
     assert "too recent to apply" in message
     assert f"[{foreign[0]['first_lsn']}, {foreign[0]['last_lsn']}) are missing" in message, message
-    assert "another backup job" in message and "new full backup" in message
+    assert "adopt_from" in message and "start_over=true" in message and "backup folder" in message
     # ... and names the other job's file that holds the missing LSNs.
-    assert f"Log backups by another job hold these LSNs: {foreign[0]['physical_device_name']}" in message
+    assert f"to {foreign[0]['physical_device_name']!r}" in message, message
     assert oss.writes(steps.ledger_key) == [], "nothing uploaded"
     assert rds_files(steps, migrate_task_id) == files, "nothing imported"
     assert len(steps.our_history(EPOCH)) == ours_before + 1  # the cycle's own log backup

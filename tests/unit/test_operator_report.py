@@ -39,7 +39,7 @@ def test_phases_follow_the_procedure():
     rows = {name: (end - start).total_seconds() for name, start, end in phase_rows(LEDGER)}
     assert rows["full backup, upload and restore"] == 30
     assert rows["log shipping"] == 30  # first log taken -> last restore before the freeze
-    assert rows["cutover: freeze to open request (downtime)"] == 14
+    assert rows["cutover: freeze to database open (downtime)"] == 14
     assert rows["validation"] == 4
     assert "approval (cutover_approved)" in rows
 
