@@ -131,8 +131,10 @@ def build_migration_dag(spec: MigrationSpec) -> DAG:
         )
         with TaskGroup("cutover_window", prefix_group_id=False):
             catch_up = ShipLogsOperator(task_id="catch_up", mode="catch_up", **common, **chain, **files)
-            cutover = CutoverOperator(task_id="cutover", retries=0, **common, **chain, **files)
-            open_db = OpenDatabaseOperator(task_id="open_database", **common)
+            # In the downtime window a retry comes quickly; the freeze bound still caps the whole window.
+            window = {"retry_delay": timedelta(seconds=10)}
+            cutover = CutoverOperator(task_id="cutover", **window, **common, **chain, **files)
+            open_db = OpenDatabaseOperator(task_id="open_database", **window, **common)
             validate = ValidateOperator(task_id="validate", cutover_task_id="cutover", **common)
             release = ReleaseTargetOperator(task_id="release_target", **common)
             catch_up >> cutover >> open_db >> validate >> release

@@ -66,16 +66,18 @@ def test_migration_dag_shape(config_dir, no_network):
     task = dag.get_task
     assert task("choose_start").downstream_task_ids == {"full_backup", "resume"}
     assert task("ship_logs").upstream_task_ids == {"wait_full_restored", "resume"}
-    assert task("approve_cutover").downstream_task_ids == {"freeze_source"}
+    assert task("approve_cutover").downstream_task_ids == {"catch_up"}
+    assert task("catch_up").downstream_task_ids == {"cutover"}
+    assert task("cutover").downstream_task_ids == {"open_database", "rollback"}
+    assert task("validate").downstream_task_ids == {"release_target"}
     assert task("rollback").trigger_rule == "one_failed"
-    assert task("rollback").upstream_task_ids == {
-        "freeze_source",
-        "fingerprint_source",
-        "tail_log_backup",
-        "upload_tail",
-        "apply_tail",
-        "open_database",
-    }
+    assert task("rollback").upstream_task_ids == {"cutover", "open_database"}
+    # Every task of the downtime window is bounded: the freeze by max_freeze_minutes, the open by its timeout.
+    assert task("cutover").execution_timeout.total_seconds() == 30 * 60
+    assert task("open_database").execution_timeout.total_seconds() == 60 * 60
+    for task_id in ("validate", "release_target", "rollback"):
+        assert task(task_id).execution_timeout is not None, task_id
+    assert dag.params["start_over"] is False
     assert task("report").trigger_rule == "all_done"
     # The log chain is serialised by the entry's pool; backup-file readers go to the entry's queue.
     assert task("ship_logs").pool == "mssql_migration_sales"

@@ -68,7 +68,7 @@ def run(conn, sql: str) -> dt.datetime:
     except pymssql.OperationalError as e:
         if e.args[0] != 5060:
             raise
-    return dt.datetime.now()
+    return dt.datetime.now(dt.UTC)
 
 
 def latest_values(stats: WorkloadStats) -> dict:
