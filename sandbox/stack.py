@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from sandbox.clock import SandboxClock
 from sandbox.rds.config import RdsConfig
 from sandbox.rds.oss_source import StoreObjectSource
 from sandbox.rds.server import runner_port
@@ -135,12 +136,18 @@ class Sandbox:
     :param config: the parsed YAML config (see ``sandbox/sandbox.yaml``).
     :param state_dir: where data, logs, ``connections.json`` and ``env`` go.
     :param port_base: if set, listen on ``port_base + i`` in :data:`PORT_ORDER` instead of config ports.
+    :param clock: the time every stand-in reads (``sandbox.clock.advance(timedelta(days=8))`` in tests).
     """
 
     def __init__(
-        self, config: Mapping[str, Any], state_dir: str | os.PathLike[str], port_base: int | None = None
+        self,
+        config: Mapping[str, Any],
+        state_dir: str | os.PathLike[str],
+        port_base: int | None = None,
+        clock: SandboxClock | None = None,
     ):
         self.config = config
+        self.clock = clock or SandboxClock()
         self.state_dir = Path(state_dir).resolve()
         self.port_base = port_base
         self.ports: dict[str, int] = {}
@@ -206,6 +213,7 @@ class Sandbox:
             self.target,
             StoreObjectSource(self.oss_store),
             self.state_dir / "rds",
+            self.clock,
         )
         runner = await serve_rds(self.rds, HOST, self._port("rds"))
         self._runners.append(runner)
