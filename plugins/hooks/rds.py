@@ -556,7 +556,14 @@ class RdsMigrationHook(BaseHook):
         action = f"CreateMigrateTask ({what}) of {db_name!r} from {oss_position}"
 
         def accepted_since(sent: datetime) -> str | None:
-            found = self._find_accepted_import(instance_id, db_name, oss_position, parent_id, sent)
+            try:
+                found = self._find_accepted_import(instance_id, db_name, oss_position, parent_id, sent)
+            except RdsApiError as error:  # cannot tell: importing again could import the file twice
+                raise RdsApiError(
+                    "ImportOutcomeUnknown",
+                    f"{action} failed and RDS could not be asked whether it accepted the import: {error}",
+                    advice_for("ImportOutcomeUnknown"),
+                ) from error
             if found is not None:
                 log.warning("%s: RDS had accepted it after all (MigrateTaskId %s)", action, found)
             return found

@@ -156,6 +156,11 @@ CODE_ADVICE: dict[str, str] = {
         "RDS failed on its side; for CreateMigrateTask the import may exist all the same (no ClientToken): "
         "the hook looked before retrying. Check the migration task list before importing the file again"
     ),
+    "ImportOutcomeUnknown": (
+        "RDS may or may not have accepted the import (CreateMigrateTask has no ClientToken) and the check "
+        "failed: look at the instance's migration tasks (console or DescribeMigrateTasks) for this file "
+        "before importing it again; then run the task again"
+    ),
     "Throttling": "the API is throttling requests: calls are retried with backoff; lower the polling rate",
     "ServiceUnavailable": "the RDS API is temporarily unavailable: retried with backoff; try again later",
     "InternalError": "the RDS API had an internal error: retried with backoff; try again later",

@@ -398,6 +398,16 @@ def test_ambiguous_create_is_looked_up_not_repeated(
     assert caplog.text.count("RDS had accepted it after all") == 2
 
 
+def test_no_blind_retry_when_rds_cannot_be_asked(rds_server, rds_hook, put_backup, chain):
+    """An ambiguous failure, then the look-up fails too: stop, never send the import again."""
+    rds_server.faults.update(error_5xx_rate=1.0, actions=["DescribeOssDownloads", "DescribeMigrateTasks"])
+    rds_server.faults.next_create("accept_then_500")
+    with pytest.raises(RdsApiError) as info:
+        rds_hook.create_migration_task(INSTANCE_ID, DB, put_backup("w_FULL_1.bak", chain["full"]))
+    assert info.value.code == "ImportOutcomeUnknown" and "before importing it again" in info.value.advice
+    assert len(_imports_of(rds_server)) == 1  # the accepted one, and no second import
+
+
 def test_create_is_retried_when_rds_shows_nothing(rds_server, rds_hook, put_backup, chain, caplog):
     """5xx refusals before acceptance: the look finds nothing, the import is sent again, once."""
     rds_server.faults.update(

@@ -322,3 +322,21 @@ def test_unknown_ids_on_every_task_api(client):
         "InvalidTask.NotFound",
         "Specified MigrateTaskId could not be found on RDS.",
     )
+
+
+def test_backup_over_3_tb_is_refused(rds_settings, target, oss_server, bucket, tmp_path):
+    """[INST]: BakFileSizeExceeded over 3 TB (an object source that reports such a size: the OSS
+    stand-in cannot hold one)."""
+    from sandbox.rds.oss_source import MAX_BACKUP_BYTES, ObjectInfo, StoreObjectSource
+    from sandbox.rds.server import ThreadedRdsServer
+
+    class HugeObjects(StoreObjectSource):
+        def stat(self, bucket_name, key):
+            info = super().stat(bucket_name, key)
+            return ObjectInfo(MAX_BACKUP_BYTES + 1, info.region) if info else None
+
+    bucket.put_object("backups/Huge_FULL_1.bak", b"x" * 1024)
+    config = RdsConfig.from_dict(rds_settings)
+    with ThreadedRdsServer(config, target, HugeObjects(oss_server.store), tmp_path / "huge") as server:
+        got = _refused(create_task, make_client(server), "HugeDB", "backups/Huge_FULL_1.bak")
+    assert got == (400, "BakFileSizeExceeded", "Exceeding the allowed bak file size.")
