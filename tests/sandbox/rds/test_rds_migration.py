@@ -110,7 +110,7 @@ def test_immediate_access_full_mode_opens_the_database(client, bucket, backups, 
 
 def test_open_is_refused_while_not_waiting_and_token_mismatch(client, bucket, backups, rds_server):
     (full,) = _upload(bucket, backups, "full")
-    rds_server.config.timing.step_delay_s = 0.5
+    rds_server.config.timing.step_delay_s = 1
     task_id = create_task(client, "SalesDB", full).migrate_task_id
     with pytest.raises(ClientException) as raised:  # still restoring the full
         _open(client, "SalesDB", task_id, token="t-0")
