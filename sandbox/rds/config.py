@@ -194,7 +194,12 @@ class RdsConfig:
     :param daily_quota_code: the per-database refusal: ``UploadLimitExceeded`` ([INST] error table)
         or ``ExceedUploadTime`` ([META] CreateMigrateTask error codes) — both are documented.
     :param incremental_task_id: ``same`` (an incremental import answers the parent's MigrateTaskId)
-        or ``child`` (it answers a new task id): UNKNOWN (R4).
+        or ``child`` (it answers a new task id): UNKNOWN (R4). With ``child``: DescribeOssDownloads of
+        the child lists its file, of the parent only the parent's own; DescribeMigrateTaskById and
+        DescribeMigrateTasks show both (same DBName, BackupMode UPDF); a child reads Success once its
+        file is restored (Failed if not: the parent stays Waiting); the next import, the open
+        (CreateOnlineDatabaseTask) and TerminateMigrateTask take the parent id (a child id answers
+        ``InvalideStatus``, resp. ``InvalidTaskType.Invalid``); terminating the parent stops its children.
     :param terminate_drops_database: whether TerminateMigrateTask also drops the RESTORING database
         (UNKNOWN, R3); when kept, DeleteDatabase removes it.
     :param terminate_updf_tasks: whether TerminateMigrateTask accepts an Access Pending (UPDF) task;
