@@ -5,6 +5,7 @@
   port answers; prints ``export AIRFLOW_CONN_...`` lines.
 - ``down [--state-dir DIR]``: stop it (SIGTERM, then SIGKILL) and remove the pid file.
 - ``status [--state-dir DIR]``: whether it runs and its ports answer.
+- ``clock [--advance 8d] [--state-dir DIR]``: show (or move forward) the running sandbox's clock.
 - ``mssql ...``: the SQL Server stand-in's own CLI (``sandbox.mssql.cli``).
 """
 
@@ -21,9 +22,19 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
-from sandbox.stack import CONNECTIONS_FILE, DEFAULT_CONFIG, Sandbox, export_lines, load_config
+from sandbox.stack import (
+    CLOCK_FILE,
+    CLOCK_REQUEST_FILE,
+    CONNECTIONS_FILE,
+    DEFAULT_CONFIG,
+    Sandbox,
+    export_lines,
+    load_config,
+    parse_duration,
+)
 
 PID_FILE = "sandbox.pid"
 LOG_FILE = "sandbox.log"
@@ -42,6 +53,7 @@ async def _serve(config_path: Path, state_dir: Path, port_base: int | None) -> N
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, sandbox.apply_clock_request)  # `python -m sandbox clock`
     ports = await sandbox.start()
     logging.getLogger(__name__).info("sandbox ready: %s", ports)
     try:
@@ -206,6 +218,34 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_clock(args: argparse.Namespace) -> int:
+    """Ask the running sandbox to move its clock forward (or just to tell the time)."""
+    state_dir = Path(args.state_dir).resolve()
+    try:
+        advance = parse_duration(args.advance) if args.advance else None
+    except ValueError as exc:
+        print(f"error: --advance {exc}", file=sys.stderr)
+        return 2
+    pid = _running_pid(state_dir)
+    if pid is None:
+        print("sandbox: not running", file=sys.stderr)
+        return 1
+    answer = state_dir / CLOCK_FILE
+    answer.unlink(missing_ok=True)
+    request = {"advance_s": advance.total_seconds() if advance else 0}
+    (state_dir / CLOCK_REQUEST_FILE).write_text(json.dumps(request) + "\n", encoding="utf-8")
+    os.kill(pid, signal.SIGUSR1)
+    deadline = time.monotonic() + 10
+    while not answer.exists():
+        if time.monotonic() > deadline:
+            print(f"error: the sandbox did not answer; see {state_dir / LOG_FILE}", file=sys.stderr)
+            return 1
+        time.sleep(0.05)
+    state = json.loads(answer.read_text())
+    print(f"sandbox time: {state['now']} (ahead of real time by {timedelta(seconds=state['offset_s'])})")
+    return 0
+
+
 def run_mssql_cli(argv: list[str]) -> int:
     from sandbox.mssql.cli import main as mssql_main
 
@@ -236,6 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("up", cmd_up, "start the sandbox in the background and print the connections", config=True)
     add("down", cmd_down, "stop the background sandbox")
     add("status", cmd_status, "show whether the sandbox runs")
+    clock = add("clock", cmd_clock, "show or move forward the running sandbox's clock")
+    clock.add_argument("--advance", default=None, help="e.g. 8d, 36h, 1d12h, 90m")
     # `mssql ...` is passed through untouched in main(); listed here for --help.
     commands.add_parser("mssql", help="SQL Server stand-in tools (python -m sandbox mssql --help)")
     return parser

@@ -7,6 +7,11 @@
 
 ``Sandbox.start()`` writes ``<state-dir>/connections.json`` (ports + Airflow connections) and
 ``<state-dir>/env`` (``export AIRFLOW_CONN_...`` lines) once every port listens.
+
+Every stand-in reads one :class:`~sandbox.clock.SandboxClock` (``Sandbox.clock``). A running sandbox
+moves it when ``python -m sandbox clock --advance 8d`` leaves ``clock-request.json`` in the state dir
+and signals the process (SIGUSR1); the answer is ``clock.json``. No network endpoint does this: the
+product could call one by mistake, and the real services have none.
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ import asyncio
 import json
 import logging
 import os
+import re
 import shlex
 import threading
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +44,10 @@ HOST = "127.0.0.1"
 DEFAULT_CONFIG = Path(__file__).with_name("sandbox.yaml")
 CONNECTIONS_FILE = "connections.json"
 ENV_FILE = "env"
+CLOCK_REQUEST_FILE = "clock-request.json"
+CLOCK_FILE = "clock.json"
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 SECTIONS = ("source", "target", "oss", "rds", "workload")
 # Port offsets from --port-base, in this order.
 PORT_ORDER = ("source", "target", "oss", "rds")
@@ -44,6 +55,18 @@ PORT_ORDER = ("source", "target", "oss", "rds")
 
 class SandboxConfigError(ValueError):
     """The sandbox config is invalid; the message names the field."""
+
+
+def parse_duration(text: str) -> timedelta:
+    """``8d``, ``36h``, ``1d12h30m``, ``90s`` -> timedelta (positive; ValueError names the text)."""
+    value = text.strip().lower()
+    parts = _DURATION.findall(value)
+    if not value or "".join(n + u for n, u in parts) != value:
+        raise ValueError(f"{text!r} is not a duration like 8d, 36h, 1d12h or 90m")
+    delta = sum((timedelta(**{_UNITS[unit]: float(number)}) for number, unit in parts), timedelta())
+    if delta <= timedelta(0):
+        raise ValueError(f"{text!r}: the clock only moves forward")
+    return delta
 
 
 def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -136,12 +159,18 @@ class Sandbox:
     :param config: the parsed YAML config (see ``sandbox/sandbox.yaml``).
     :param state_dir: where data, logs, ``connections.json`` and ``env`` go.
     :param port_base: if set, listen on ``port_base + i`` in :data:`PORT_ORDER` instead of config ports.
+    :param clock: the time every stand-in reads (``sandbox.clock.advance(timedelta(days=8))`` in tests).
     """
 
     def __init__(
-        self, config: Mapping[str, Any], state_dir: str | os.PathLike[str], port_base: int | None = None
+        self,
+        config: Mapping[str, Any],
+        state_dir: str | os.PathLike[str],
+        port_base: int | None = None,
+        clock: SandboxClock | None = None,
     ):
         self.config = config
+        self.clock = clock or SandboxClock()
         self.state_dir = Path(state_dir).resolve()
         self.port_base = port_base
         self.ports: dict[str, int] = {}
@@ -211,6 +240,7 @@ class Sandbox:
             self.target,
             StoreObjectSource(self.oss_store),
             self.state_dir / "rds",
+            self.clock,  # the RDS state may move it forward to the time it was saved at
         )
         runner = await serve_rds(self.rds, HOST, self._port("rds"))
         self._runners.append(runner)
@@ -250,6 +280,25 @@ class Sandbox:
 
     def connections(self) -> dict[str, dict[str, Any]]:
         return airflow_connections(self.config, self.ports)
+
+    def apply_clock_request(self) -> None:
+        """Move the shared clock as ``clock-request.json`` asks (``{"advance_s": N}``); answer in
+        ``clock.json``. Called on SIGUSR1 by ``python -m sandbox serve``."""
+        request_path = self.state_dir / CLOCK_REQUEST_FILE
+        try:
+            request = json.loads(request_path.read_text(encoding="utf-8"))
+            request_path.unlink()
+            seconds = float(request.get("advance_s", 0))
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            log.warning("clock request %s ignored: %s", request_path, exc)
+            return
+        if seconds > 0:
+            self.clock.advance(timedelta(seconds=seconds))
+            log.info("sandbox clock advanced by %s: now %s", timedelta(seconds=seconds), self.clock.now())
+        if self.rds is not None:
+            self.rds.save()  # the offset is part of the RDS state: time never runs backwards
+        answer = {"now": self.clock.now().isoformat(), "offset_s": self.clock.offset.total_seconds()}
+        _write_private(self.state_dir / CLOCK_FILE, json.dumps(answer) + "\n")
 
     def write_state_files(self) -> None:
         connections = self.connections()

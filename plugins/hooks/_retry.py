@@ -34,6 +34,12 @@ class RetryPolicy:
         if self.initial_wait < 0 or self.max_wait < 0:
             raise ValueError("retry waits must not be negative")
 
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based): exponential backoff with
+        "equal jitter", between half and all of ``min(max_wait, initial_wait * 2^(attempt-1))``."""
+        ceiling = min(self.max_wait, self.initial_wait * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
 
 def call_with_retries(
     fn: Callable[[], T],
@@ -59,9 +65,7 @@ def call_with_retries(
         hint = wait_hint(exc) if (wait_hint and exc is not None) else None
         if hint is not None:
             return min(max(hint, 0.0), policy.max_wait)
-        # Exponential backoff with "equal jitter": between half and all of min(max, initial * 2^(n-1)).
-        ceiling = min(policy.max_wait, policy.initial_wait * 2 ** (state.attempt_number - 1))
-        return random.uniform(ceiling / 2, ceiling)
+        return policy.backoff(state.attempt_number)
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None

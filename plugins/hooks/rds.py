@@ -2,342 +2,111 @@
 
 Thin layer over the Tea SDK (``alibabacloud_rds20140815``). The client is built on first use from the
 Airflow connection; retries (throttling with retry-after, 5xx, network) are done here with tenacity,
-because the SDK's ``RuntimeOptions(autoretry=...)`` is ignored.
+because the SDK's ``RuntimeOptions(autoretry=...)`` is ignored. ``CreateMigrateTask`` is the exception:
+it has no ClientToken (R5), so after a 5xx, a timeout or a dropped connection the hook first looks
+whether RDS accepted the import, and imports again only when RDS shows nothing.
+
+States, records and parsing live in :mod:`hooks.rds_records`, SDK error mapping and the proxy bypass
+in :mod:`hooks.rds_client` (both re-exported here).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import ipaddress
 import logging
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
-import requests
 from airflow.sdk import BaseHook
-from alibabacloud_tea_openapi.exceptions import ServerException, ThrottlingException
-from darabonba.exceptions import RetryError
-from Tea.exceptions import RetryError as TeaRetryError
-from Tea.exceptions import TeaException, UnretryableException
 
 from hooks._retry import RetryPolicy, call_with_retries
-from hooks.rds_errors import advice_for
+from hooks.rds_client import (
+    SDK_ERRORS,
+    RdsApiError,
+    RdsWaitTimeoutError,
+    _bypass_env_proxy,
+    _is_direct_host,
+    describe,
+    is_ambiguous,
+    is_throttling,
+    is_transient,
+    map_error,
+    retry_after_seconds,
+)
+from hooks.rds_errors import TERMINATED_ADVICE, advice_for
+from hooks.rds_records import (
+    CHECK_DB_MODES,
+    EDITION_BY_SUFFIX,
+    FILE_DELETED_STATES,
+    FILE_FAILURE_STATES,
+    FILE_INTERMEDIATE_STATES,
+    FILE_SUCCESS_STATES,
+    SQL_SERVER_MAJOR_BY_YEAR,
+    TASK_FAILURE_STATES,
+    TASK_INTERMEDIATE_STATES,
+    TASK_SUCCESS_STATES,
+    TASK_TERMINAL_STATES,
+    TASK_TERMINATED_STATES,
+    TASK_WAITING_STATES,
+    InstanceFacts,
+    MigrateTask,
+    OssDownload,
+    base_name,
+    download_from_map,
+    file_matches,
+    instance_facts_from_map,
+    items,
+    looks_incremental,
+    migration_api_support,
+    object_key,
+    parse_engine_version,
+    parse_time,
+    task_from_map,
+)
+
+__all__ = [
+    "CHECK_DB_MODES",
+    "EDITION_BY_SUFFIX",
+    "FILE_DELETED_STATES",
+    "FILE_FAILURE_STATES",
+    "FILE_INTERMEDIATE_STATES",
+    "FILE_SUCCESS_STATES",
+    "SQL_SERVER_MAJOR_BY_YEAR",
+    "TASK_FAILURE_STATES",
+    "TASK_INTERMEDIATE_STATES",
+    "TASK_SUCCESS_STATES",
+    "TASK_TERMINAL_STATES",
+    "TASK_TERMINATED_STATES",
+    "TASK_WAITING_STATES",
+    "InstanceFacts",
+    "MigrateTask",
+    "OssDownload",
+    "RdsApiError",
+    "RdsMigrationHook",
+    "RdsWaitTimeoutError",
+    "describe",
+    "file_matches",
+    "is_ambiguous",
+    "is_throttling",
+    "is_transient",
+    "map_error",
+    "retry_after_seconds",
+    "migration_api_support",
+    "parse_engine_version",
+    "parse_time",
+]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-# ---- states as data -----------------------------------------------------------------------------
-
-#: Migration task ``Status`` values.
-TASK_SUCCESS_STATES = frozenset({"Success"})
-TASK_FAILURE_STATES = frozenset({"Failed"})
-#: Restored and waiting for the next incremental file (Access Pending).
-TASK_WAITING_STATES = frozenset({"Waiting"})
-TASK_INTERMEDIATE_STATES = frozenset({"NoStart", "Running"})
-
-#: Backup file (``DescribeOssDownloads``) ``Status`` values.
-FILE_SUCCESS_STATES = frozenset({"Restored"})
-FILE_FAILURE_STATES = frozenset(
-    {"DownloadFailed", "VerifyFailed", "CheckFailed", "RestoreFailed", "DeleteFailed"}
-)
-FILE_INTERMEDIATE_STATES = frozenset({"NoStart", "Downloading", "Finished", "CheckSuccess", "Restoring"})
-#: The local copy on the RDS host was removed (after a restore, or by a cleanup).
-FILE_DELETED_STATES = frozenset({"Deleted"})
-
-CHECK_DB_MODES = ("AsyncExecuteDBCheck", "SyncExecuteDBCheck")
-#: ``EngineVersion`` suffix -> edition.
-EDITION_BY_SUFFIX = {"ent": "ent", "ent_ha": "ent", "std": "std", "std_ha": "std", "web": "web", "exp": "exp"}
-_TIME_FORMATS = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%MZ", "%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-# ---- errors -------------------------------------------------------------------------------------
-
-
-class RdsApiError(Exception):
-    """An RDS API call, migration task or backup file failed.
-
-    :param code: error code (``InvalidDBName``...), or the task/file status (``Failed``, ``RestoreFailed``).
-    :param message: what failed, as the service said it.
-    :param advice: likely cause and fix (see :func:`hooks.rds_errors.advice_for`).
-    :param request_id: RDS request id, for a support ticket.
-    :param status_code: HTTP status of the API error (0 for task/file failures and network errors).
-    """
-
-    def __init__(
-        self, code: str, message: str, advice: str = "", request_id: str = "", status_code: int = 0
-    ) -> None:
-        text = f"{code}: {message}" if code else message
-        if advice:
-            text += f" — {advice}"
-        if request_id:
-            text += f" [request id {request_id}]"
-        super().__init__(text)
-        self.code = code
-        self.message = message
-        self.advice = advice
-        self.request_id = request_id
-        self.status_code = status_code
-
-
-class RdsWaitTimeoutError(RdsApiError, TimeoutError):
-    """A wait for a task or file state ran out of time (the task may still finish)."""
-
-
-def _inner(exc: BaseException) -> BaseException:
-    return getattr(exc, "inner_exception", None) or exc
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for errors worth retrying: throttling, 5xx and network failures; never other 4xx."""
-    if isinstance(exc, ThrottlingException | ServerException):
-        return True
-    code = str(getattr(exc, "code", "") or "")
-    if code.startswith("Throttling") or code in ("ServiceUnavailable", "InternalError"):
-        return True
-    status = _status_of(exc)
-    if status is not None and status >= 500:
-        return True
-    if isinstance(exc, UnretryableException):
-        exc = _inner(exc)
-    return isinstance(
-        exc, RetryError | TeaRetryError | ConnectionError | TimeoutError | requests.RequestException
-    )
-
-
-def _status_of(exc: BaseException) -> int | None:
-    status = getattr(exc, "status_code", None) or getattr(exc, "statusCode", None)
-    return int(status) if isinstance(status, int) or (isinstance(status, str) and status.isdigit()) else None
-
-
-def retry_after_seconds(exc: BaseException) -> float | None:
-    """Seconds a throttling error asked to wait (``x-acs-retry-after`` is in milliseconds), or None."""
-    value = getattr(exc, "retry_after", None)
-    if value is None:
-        return None
-    try:
-        return max(float(value) / 1000.0, 0.0)
-    except (TypeError, ValueError):
-        return None
-
-
-def describe(exc: BaseException) -> str:
-    """Short, secret-free description of an SDK error for the log."""
-    code = getattr(exc, "code", None)
-    status = _status_of(exc)
-    if code:
-        return f"{code}" + (f" (HTTP {status})" if status else "")
-    inner = _inner(exc)
-    return f"network error ({type(inner).__name__})"
-
-
-def map_error(exc: BaseException, action: str) -> RdsApiError:
-    """Turn a Tea/darabonba exception into one :class:`RdsApiError` with advice.
-
-    :param exc: the exception raised by the SDK.
-    :param action: what the hook was doing, e.g. ``"CreateMigrateTask for 'Sales'"``.
-    """
-    data = getattr(exc, "data", None)
-    data = data if isinstance(data, dict) else {}
-    code = str(getattr(exc, "code", "") or data.get("Code") or "")
-    if code == "None":
-        code = ""
-    message = str(data.get("Message") or getattr(exc, "message", "") or "")
-    request_id = str(data.get("RequestId") or getattr(exc, "request_id", "") or "")
-    if request_id == "None":
-        request_id = ""
-    status = _status_of(exc) or 0
-    if not code:
-        inner = _inner(exc)
-        reason = getattr(inner, "message", None) or type(inner).__name__
-        return RdsApiError(
-            "NetworkError",
-            f"{action} failed: cannot reach the RDS API ({reason})",
-            "check the endpoint/protocol of the Airflow connection, the network and HTTP(S)_PROXY",
-        )
-    advice = advice_for(code) or advice_for(message)
-    if not advice and is_transient(exc):
-        advice = "the API kept failing after retries: try again later"
-    return RdsApiError(code, f"{action} failed: {message}", advice, request_id, status)
-
-
-# ---- values ------------------------------------------------------------------------------------
-
-
-def parse_time(value: str | None) -> datetime | None:
-    """Parse an RDS UTC time (``yyyy-MM-ddTHH:mm:ssZ`` or ``yyyy-MM-ddTHH:mmZ``); None if empty."""
-    if not value:
-        return None
-    for fmt in _TIME_FORMATS:
-        try:
-            return datetime.strptime(value, fmt).replace(tzinfo=UTC)
-        except ValueError:
-            continue
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-@dataclass(frozen=True)
-class InstanceFacts:
-    """What preflight needs to know about the target RDS instance."""
-
-    instance_id: str
-    engine: str
-    engine_version: str
-    version_year: int | None  # 2019 for EngineVersion 2019_std_ha
-    major_version: int | None  # SQL Server's own major version (15 for 2019), comparable with the source's
-    edition: str
-    storage_gb: int
-    disk_used_bytes: int
-    status: str
-    region: str
-    category: str
-    lock_mode: str
-
-
-@dataclass(frozen=True)
-class MigrateTask:
-    """One migration task (``DescribeMigrateTasks`` item or ``DescribeMigrateTaskById``)."""
-
-    migrate_task_id: str
-    db_name: str
-    backup_mode: str
-    status: str
-    description: str
-    create_time: datetime | None
-    end_time: datetime | None
-    is_db_replaced: str = ""
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status in TASK_SUCCESS_STATES
-
-    @property
-    def failed(self) -> bool:
-        return self.status in TASK_FAILURE_STATES
-
-    @property
-    def waiting(self) -> bool:
-        return self.status in TASK_WAITING_STATES
-
-
-@dataclass(frozen=True)
-class OssDownload:
-    """One backup file of a migration task (``DescribeOssDownloads`` item)."""
-
-    file_name: str
-    file_size_mb: str
-    backup_mode: str
-    is_available: str
-    status: str
-    description: str
-    create_time: datetime | None
-    end_time: datetime | None
-
-    @property
-    def failed(self) -> bool:
-        return self.status in FILE_FAILURE_STATES
-
-
-def _task_from_map(item: dict[str, Any]) -> MigrateTask:
-    return MigrateTask(
-        migrate_task_id=str(item.get("MigrateTaskId") or ""),
-        db_name=str(item.get("DBName") or ""),
-        backup_mode=str(item.get("BackupMode") or ""),
-        status=str(item.get("Status") or ""),
-        description=str(item.get("Description") or ""),
-        create_time=parse_time(item.get("CreateTime")),
-        end_time=parse_time(item.get("EndTime")),
-        is_db_replaced=str(item.get("IsDBReplaced") or ""),
-    )
-
-
-def _download_from_map(item: dict[str, Any]) -> OssDownload:
-    return OssDownload(
-        file_name=str(item.get("FileName") or ""),
-        file_size_mb=str(item.get("FileSize") or ""),
-        backup_mode=str(item.get("BackupMode") or ""),
-        is_available=str(item.get("IsAvailable") or ""),
-        status=str(item.get("Status") or ""),
-        description=str(item.get("Description") or ""),
-        create_time=parse_time(item.get("CreateTime")),
-        end_time=parse_time(item.get("EndTime")),
-    )
-
-
-def _items(body: dict[str, Any], outer: str, inner: str) -> list[dict[str, Any]]:
-    wrapper = body.get(outer) or {}
-    items = wrapper.get(inner) if isinstance(wrapper, dict) else wrapper
-    return list(items or [])
-
-
-# RDS names versions by year (EngineVersion 2019_std_ha); SQL Server reports its major version.
-SQL_SERVER_MAJOR_BY_YEAR = {2008: 10, 2012: 11, 2014: 12, 2016: 13, 2017: 14, 2019: 15, 2022: 16, 2025: 17}
-
-
-def parse_engine_version(engine_version: str) -> tuple[int | None, str]:
-    """Split ``2019_std_ha`` into (2019, ``std``); edition is ``ent``, ``std``, ``web``, ``exp`` or ``""``."""
-    head, _, suffix = engine_version.partition("_")
-    year = int(head) if head.isdigit() else None
-    if head == "2008r2" or head.lower() == "2008r2":
-        year = 2008
-    return year, EDITION_BY_SUFFIX.get(suffix.lower(), suffix.lower())
-
-
-# ---- proxy bypass --------------------------------------------------------------------------------
-
-
-class _DirectAdapter(requests.adapters.HTTPAdapter):
-    """A requests adapter that never uses a proxy (darabonba passes HTTP(S)_PROXY and ignores NO_PROXY)."""
-
-    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        kwargs["proxies"] = {}
-        return super().send(request, *args, **kwargs)
-
-
-def _is_direct_host(protocol: str, host: str) -> bool:
-    """True if ``host`` (``name[:port]``) must bypass proxies: loopback, or listed in NO_PROXY."""
-    hostname = urlsplit(f"//{host}").hostname or ""
-    try:
-        if ipaddress.ip_address(hostname).is_loopback:
-            return True
-    except ValueError:
-        if hostname in ("localhost", "localhost.localdomain"):
-            return True
-    return requests.utils.should_bypass_proxies(f"{protocol}://{host}/", no_proxy=None)
-
-
-def _bypass_env_proxy(protocol: str, host: str, max_idle_conns: int | None) -> bool:
-    """Make darabonba's pooled session for ``protocol://host`` ignore HTTP(S)_PROXY; True if done.
-
-    darabonba (1.0.x) reads HTTP(S)_PROXY itself, passes them to ``requests`` explicitly and ignores
-    NO_PROXY, so calls to a local or NO_PROXY endpoint would go through the proxy. Its session pool is
-    keyed by ``<protocol>://<host>:<port>:pool=<n>`` (the request port is always 80); mounting an adapter
-    for this exact host on that session removes the proxy for it and for nothing else.
-    """
-    try:
-        from darabonba.core import DaraCore
-
-        pool = DaraCore._resolve_pool_maxsize({"maxIdleConns": max_idle_conns})
-        key = f"{protocol.lower()}://{host.rstrip('/')}:80:pool={pool}"
-        session = DaraCore._get_session(
-            session_key=key, protocol=protocol, tls_min_version=None, verify=True, pool_size=pool
-        )
-    except (ImportError, AttributeError, TypeError) as e:
-        log.warning(
-            "Cannot bypass HTTP(S)_PROXY for %s (darabonba changed: %s); unset the proxy variables", host, e
-        )
-        return False
-    session.mount(
-        f"{protocol.lower()}://{host.rstrip('/')}", _DirectAdapter(pool_connections=1, pool_maxsize=pool)
-    )
-    return True
+#: How far RDS's clock may be from ours when the hook looks for a task or file "created since the
+#: request" (CreateTime has second precision; NTP keeps real clocks far closer than this).
+CLOCK_SKEW = timedelta(minutes=2)
+#: How many candidate tasks :meth:`RdsMigrationHook.find_migration_task` inspects at most.
+MAX_CANDIDATES = 50
 
 
 # ---- hook ---------------------------------------------------------------------------------------
@@ -355,6 +124,7 @@ class RdsMigrationHook(BaseHook):
     :param retry: retry policy for throttling, 5xx and network errors.
     :param read_timeout: seconds to wait for a response.
     :param connect_timeout: seconds to wait for a connection.
+    :param clock: current UTC time for the list windows (tests pass the sandbox clock's ``now``).
     """
 
     conn_name_attr = "rds_conn_id"
@@ -369,12 +139,14 @@ class RdsMigrationHook(BaseHook):
         retry: RetryPolicy | None = None,
         read_timeout: float = 30.0,
         connect_timeout: float = 10.0,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         super().__init__()
         self.rds_conn_id = rds_conn_id
         self.retry = retry or RetryPolicy()
         self.read_timeout = read_timeout
         self.connect_timeout = connect_timeout
+        self.clock = clock
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} rds_conn_id={self.rds_conn_id!r}>"
@@ -433,33 +205,37 @@ class RdsMigrationHook(BaseHook):
             _bypass_env_proxy(protocol, client._endpoint, config.max_idle_conns)
         return client
 
-    def _call(self, action: str, method: str, request: Any) -> dict[str, Any]:
-        """Call ``client.<method>(request)`` with retries; return the response body as a PascalCase dict."""
+    def _call(
+        self,
+        action: str,
+        method: str,
+        request: Any,
+        *,
+        transient: Callable[[BaseException], bool] = is_transient,
+    ) -> dict[str, Any]:
+        """Call ``client.<method>(request)``, retrying what ``transient`` allows; return the body as a
+        PascalCase dict. SDK errors come out as :class:`RdsApiError` (the SDK's error as its cause)."""
         fn = getattr(self.client, method)
         try:
             response = call_with_retries(
                 lambda: fn(request),
                 what=action,
                 policy=self.retry,
-                is_transient=is_transient,
+                is_transient=transient,
                 wait_hint=retry_after_seconds,
                 describe=describe,
             )
-        except (
-            TeaException,
-            RetryError,
-            TeaRetryError,
-            ConnectionError,
-            TimeoutError,
-            requests.RequestException,
-        ) as e:
+        except SDK_ERRORS as e:
             raise map_error(e, action) from e
         return response.body.to_map() if response.body is not None else {}
+
+    def _now(self) -> datetime:
+        return self.clock() if self.clock is not None else datetime.now(UTC)
 
     # ---- preflight ----------------------------------------------------------------------------
 
     def instance_facts(self, instance_id: str) -> InstanceFacts:
-        """Return engine, version, edition, storage and status of an instance.
+        """Return engine, version, edition, storage, status and migration support of an instance.
 
         :param instance_id: RDS instance id (``rm-...``).
         """
@@ -470,30 +246,14 @@ class RdsMigrationHook(BaseHook):
             "describe_dbinstance_attribute",
             models.DescribeDBInstanceAttributeRequest(dbinstance_id=instance_id),
         )
-        items = _items(body, "Items", "DBInstanceAttribute")
-        if not items:
+        found = items(body, "Items", "DBInstanceAttribute")
+        if not found:
             raise RdsApiError(
                 "InvalidDBInstanceId.NotFound",
                 f"instance {instance_id} not found",
                 advice_for("InvalidDBInstanceId.NotFound"),
             )
-        item = items[0]
-        engine_version = str(item.get("EngineVersion") or "")
-        year, edition = parse_engine_version(engine_version)
-        return InstanceFacts(
-            instance_id=str(item.get("DBInstanceId") or instance_id),
-            engine=str(item.get("Engine") or ""),
-            engine_version=engine_version,
-            version_year=year,
-            major_version=SQL_SERVER_MAJOR_BY_YEAR.get(year) if year is not None else None,
-            edition=edition,
-            storage_gb=int(item.get("DBInstanceStorage") or 0),
-            disk_used_bytes=int(float(item.get("DBInstanceDiskUsed") or 0)),
-            status=str(item.get("DBInstanceStatus") or ""),
-            region=str(item.get("RegionId") or ""),
-            category=str(item.get("Category") or ""),
-            lock_mode=str(item.get("LockMode") or ""),
-        )
+        return instance_facts_from_map(found[0], instance_id)
 
     def database_names(self, instance_id: str) -> list[str]:
         """Return the names of the databases on an instance.
@@ -510,24 +270,33 @@ class RdsMigrationHook(BaseHook):
                 "describe_databases",
                 models.DescribeDatabasesRequest(dbinstance_id=instance_id, page_number=page, page_size=100),
             )
-            items = _items(body, "Databases", "Database")
-            names.extend(str(item.get("DBName")) for item in items)
-            if len(items) < 100:
+            found = items(body, "Databases", "Database")
+            names.extend(str(item.get("DBName")) for item in found)
+            if len(found) < 100:
                 return names
             page += 1
 
     # ---- migration tasks ----------------------------------------------------------------------
 
-    def list_migration_tasks(self, instance_id: str, *, days: int = 7) -> list[MigrateTask]:
-        """Return the migration tasks of the last ``days`` days (the API keeps one week), all pages.
+    def list_migration_tasks(
+        self, instance_id: str, *, days: int = 7, since: datetime | None = None
+    ) -> list[MigrateTask]:
+        """Return the migration tasks of the last ``days`` days, all pages (newest first).
+
+        The API keeps one week only (R1): a migration whose full was imported earlier is not listed;
+        keep its MigrateTaskId and use :meth:`get_task`.
 
         :param instance_id: RDS instance id.
         :param days: how far back to look (at most 7).
+        :param since: only tasks created since then (narrower window, fewer pages).
         """
         from alibabacloud_rds20140815 import models
 
-        end = datetime.now(UTC) + timedelta(minutes=1)
-        start = end - timedelta(days=min(days, 7))
+        now = self._now()
+        end = now + CLOCK_SKEW
+        start = now - timedelta(days=min(days, 7))
+        if since is not None:
+            start = max(start, since - CLOCK_SKEW)
         tasks: list[MigrateTask] = []
         page = 1
         while True:
@@ -542,17 +311,19 @@ class RdsMigrationHook(BaseHook):
                     page_size=100,
                 ),
             )
-            items = _items(body, "Items", "MigrateTask")
-            tasks.extend(_task_from_map(item) for item in items)
+            found = items(body, "Items", "MigrateTask")
+            tasks.extend(task_from_map(item) for item in found)
             total = int(body.get("TotalRecordCount") or 0)
-            if len(items) < 100 or (total and len(tasks) >= total):
+            if len(found) < 100 or (total and len(tasks) >= total):
                 return tasks
             page += 1
 
     def find_migration_task(self, instance_id: str, db_name: str) -> MigrateTask | None:
-        """Return the most recent UPDF task for ``db_name`` in the last week that has not failed, or None.
+        """Return the newest migration (parent) task of ``db_name`` listed this week that has neither
+        failed nor been terminated, or None. The fallback when no MigrateTaskId was recorded.
 
-        Used to resume a migration instead of creating a second task.
+        With child task ids (R4) the incremental imports are tasks of the same DBName too: a task whose
+        first file is a log or differential backup is such a child and is skipped.
 
         :param instance_id: RDS instance id.
         :param db_name: database name on the instance.
@@ -562,15 +333,42 @@ class RdsMigrationHook(BaseHook):
             for task in self.list_migration_tasks(instance_id)
             if task.db_name == db_name and task.backup_mode.upper() == "UPDF" and not task.failed
         ]
-        if not candidates:
-            return None
         oldest = datetime.min.replace(tzinfo=UTC)
-        return max(candidates, key=lambda t: (t.create_time or oldest, t.migrate_task_id))
+        candidates.sort(key=lambda t: (t.create_time or oldest, t.migrate_task_id), reverse=True)
+        for task in candidates[:MAX_CANDIDATES]:
+            files = self.get_file_states(instance_id, task.migrate_task_id)
+            if files and looks_incremental(files[0]):
+                continue
+            return task
+        return None
+
+    def get_task(self, instance_id: str, migrate_task_id: str) -> MigrateTask:
+        """Return a migration task by id (``DescribeMigrateTaskById``: works at any age, R1).
+
+        :param instance_id: RDS instance id.
+        :param migrate_task_id: the migration task.
+        """
+        from alibabacloud_rds20140815 import models
+
+        body = self._call(
+            f"DescribeMigrateTaskById {migrate_task_id}",
+            "describe_migrate_task_by_id",
+            models.DescribeMigrateTaskByIdRequest(dbinstance_id=instance_id, migrate_task_id=migrate_task_id),
+        )
+        return task_from_map(body)
+
+    #: Former name of :meth:`get_task`.
+    get_task_state = get_task
 
     def _create_updf_task(
-        self, instance_id: str, db_name: str, oss_position: str, migrate_task_id: str | None
+        self, instance_id: str, db_name: str, oss_position: str, parent_id: str | None
     ) -> str:
-        """The one place that builds ``CreateMigrateTask`` (BackupMode UPDF, IsOnlineDB False)."""
+        """The one place that builds ``CreateMigrateTask`` (BackupMode UPDF, IsOnlineDB False).
+
+        No ClientToken exists for it (R5): throttling (refused before acceptance) is retried; after a
+        5xx, a timeout or a lost connection the import may exist, so RDS is asked first and an import
+        it shows is returned instead of importing the file a second time.
+        """
         from alibabacloud_rds20140815 import models
 
         request = models.CreateMigrateTaskRequest(
@@ -579,22 +377,93 @@ class RdsMigrationHook(BaseHook):
             backup_mode="UPDF",
             is_online_db="False",
             oss_object_positions=oss_position,
-            migrate_task_id=migrate_task_id,
+            migrate_task_id=parent_id,
         )
-        what = "incremental import" if migrate_task_id else "full import"
-        body = self._call(
-            f"CreateMigrateTask ({what}) of {db_name!r} from {oss_position}", "create_migrate_task", request
-        )
-        task_id = str(body.get("MigrateTaskId") or migrate_task_id or "")
-        if not task_id:
-            raise RdsApiError(
-                "MissingMigrateTaskId", f"CreateMigrateTask for {db_name!r} returned no MigrateTaskId"
-            )
-        log.info("CreateMigrateTask (%s) of %r accepted: MigrateTaskId %s", what, db_name, task_id)
-        return task_id
+        what = "incremental import" if parent_id else "full import"
+        action = f"CreateMigrateTask ({what}) of {db_name!r} from {oss_position}"
+
+        def accepted_since(sent: datetime) -> str | None:
+            try:
+                found = self._find_accepted_import(instance_id, db_name, oss_position, parent_id, sent)
+            except RdsApiError as error:  # cannot tell: importing again could import the file twice
+                raise RdsApiError(
+                    "ImportOutcomeUnknown",
+                    f"{action} failed and RDS could not be asked whether it accepted the import: {error}",
+                    advice_for("ImportOutcomeUnknown"),
+                ) from error
+            if found is not None:
+                log.warning("%s: RDS had accepted it after all (MigrateTaskId %s)", action, found)
+            return found
+
+        first_sent: datetime | None = None  # when the first attempt with an unknown outcome was sent
+        for attempt in range(1, self.retry.attempts + 1):
+            if first_sent is not None and (found := accepted_since(first_sent)):
+                return found
+            sent = self._now()
+            try:
+                body = self._call(action, "create_migrate_task", request, transient=is_throttling)
+            except RdsApiError as error:
+                cause = error.__cause__
+                if cause is None or not is_ambiguous(cause):
+                    # e.g. "database exists" because an earlier attempt did create the import
+                    if first_sent is not None and (found := accepted_since(first_sent)):
+                        return found
+                    raise
+                first_sent = first_sent or sent
+                if attempt == self.retry.attempts:
+                    if found := accepted_since(first_sent):
+                        return found
+                    raise
+                wait = self.retry.backoff(attempt)
+                log.warning(
+                    "%s failed (%s) and may have been accepted all the same: looking before importing "
+                    "again (attempt %d of %d, next in %.1f s)",
+                    action,
+                    describe(cause),
+                    attempt,
+                    self.retry.attempts,
+                    wait,
+                )
+                time.sleep(wait)
+                continue
+            task_id = str(body.get("MigrateTaskId") or "")
+            if not task_id:
+                raise RdsApiError("MissingMigrateTaskId", f"{action} returned no MigrateTaskId")
+            log.info("%s accepted: MigrateTaskId %s", action, task_id)
+            return task_id
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _find_accepted_import(
+        self, instance_id: str, db_name: str, oss_position: str, parent_id: str | None, since: datetime
+    ) -> str | None:
+        """The MigrateTaskId of an import of ``oss_position`` RDS accepted since ``since``, or None.
+
+        Incremental: the parent lists the file again (same task id), or a task of this database
+        created since then lists it (child task id, R4). Full: a task of this database created since
+        then whose first file is this one.
+        """
+        key = object_key(oss_position)
+        earliest = since - CLOCK_SKEW
+
+        def recent(entry: OssDownload | MigrateTask) -> bool:
+            return entry.create_time is not None and entry.create_time >= earliest
+
+        if parent_id is not None:
+            listed = self.get_file_states(instance_id, parent_id)
+            if any(file_matches(f, key) and recent(f) for f in listed):
+                return parent_id
+        for task in self.list_migration_tasks(instance_id, since=since):
+            if task.db_name != db_name or task.migrate_task_id == parent_id or not recent(task):
+                continue
+            files = self.get_file_states(instance_id, task.migrate_task_id)
+            if files and file_matches(files[0], key):
+                return task.migrate_task_id
+        return None
 
     def create_migration_task(self, instance_id: str, db_name: str, oss_position: str) -> str:
         """Start an "Access Pending" migration from a full backup; return the MigrateTaskId.
+
+        Never imports the file twice: see :meth:`_create_updf_task`.
 
         :param instance_id: RDS instance id.
         :param db_name: database name to create on the instance.
@@ -605,11 +474,15 @@ class RdsMigrationHook(BaseHook):
     def import_incremental(
         self, instance_id: str, db_name: str, migrate_task_id: str, oss_position: str
     ) -> str:
-        """Import a log or differential backup into an existing migration task; return its MigrateTaskId.
+        """Import a log or differential backup into a migration; return the MigrateTaskId RDS answered.
+
+        Whether that is ``migrate_task_id`` itself or a new child task id is UNKNOWN (R4): callers
+        record the answer and follow the file there (:meth:`wait_for_file_state`), and keep opening
+        the database with the parent's id.
 
         :param instance_id: RDS instance id.
         :param db_name: database name on the instance.
-        :param migrate_task_id: the task created by :meth:`create_migration_task`.
+        :param migrate_task_id: the (parent) task created by :meth:`create_migration_task`.
         :param oss_position: ``<oss-endpoint>:<bucket>:<key>`` of the backup.
         """
         if not migrate_task_id:
@@ -623,7 +496,7 @@ class RdsMigrationHook(BaseHook):
 
         :param instance_id: RDS instance id.
         :param db_name: database name on the instance.
-        :param migrate_task_id: the migration task.
+        :param migrate_task_id: the migration (parent) task.
         :param check_db_mode: ``AsyncExecuteDBCheck`` or ``SyncExecuteDBCheck``.
         :param client_token: idempotency token (<= 64 ASCII characters), the same on every retry.
         """
@@ -646,25 +519,69 @@ class RdsMigrationHook(BaseHook):
         )
         log.info("CreateOnlineDatabaseTask of %r accepted (%s)", db_name, check_db_mode)
 
-    # ---- states -------------------------------------------------------------------------------
+    def terminate_migration_task(self, instance_id: str, migrate_task_id: str) -> MigrateTask:
+        """Stop a migration task (``TerminateMigrateTask``); return it as RDS then shows it.
 
-    def get_task_state(self, instance_id: str, migrate_task_id: str) -> MigrateTask:
-        """Return a migration task (``DescribeMigrateTaskById``).
+        Idempotent: a task that is already Terminated is fine. RDS refuses a Failed or opened task
+        (``InvalidTaskStatus``) and may refuse an Access Pending one (``InvalidTaskType.Invalid``): then
+        drop the database with :meth:`delete_database` to abandon the migration.
 
         :param instance_id: RDS instance id.
-        :param migrate_task_id: the migration task.
+        :param migrate_task_id: the migration (parent) task.
         """
         from alibabacloud_rds20140815 import models
 
-        body = self._call(
-            f"DescribeMigrateTaskById {migrate_task_id}",
-            "describe_migrate_task_by_id",
-            models.DescribeMigrateTaskByIdRequest(dbinstance_id=instance_id, migrate_task_id=migrate_task_id),
-        )
-        return _task_from_map(body)
+        try:
+            self._call(
+                f"TerminateMigrateTask {migrate_task_id}",
+                "terminate_migrate_task",
+                models.TerminateMigrateTaskRequest(
+                    dbinstance_id=instance_id, migrate_task_id=migrate_task_id
+                ),
+            )
+        except RdsApiError as error:
+            if error.code != "InvalidTaskStatus":
+                raise
+            task = self.get_task(instance_id, migrate_task_id)
+            if not task.terminated:
+                raise
+            log.info("Migration task %s was already terminated", migrate_task_id)
+            return task
+        log.info("Migration task %s terminated", migrate_task_id)
+        return self.get_task(instance_id, migrate_task_id)
+
+    def delete_database(self, instance_id: str, db_name: str) -> bool:
+        """Drop a database on the instance (``DeleteDatabase``); True if it was dropped now.
+
+        Idempotent: a database that does not exist is fine (False). RDS answers the same code for
+        "does not exist" and "DB status does not support", so absence is checked by listing.
+
+        :param instance_id: RDS instance id.
+        :param db_name: database name on the instance.
+        """
+        from alibabacloud_rds20140815 import models
+
+        try:
+            self._call(
+                f"DeleteDatabase {db_name!r}",
+                "delete_database",
+                models.DeleteDatabaseRequest(dbinstance_id=instance_id, dbname=db_name),
+            )
+        except RdsApiError as error:
+            if error.code != "InvalidDBName.NotFound" or db_name in self.database_names(instance_id):
+                raise
+            log.info("Database %r is not on %s: nothing to delete", db_name, instance_id)
+            return False
+        log.info("Database %r deleted on %s", db_name, instance_id)
+        return True
+
+    # ---- states -------------------------------------------------------------------------------
 
     def get_file_states(self, instance_id: str, migrate_task_id: str) -> list[OssDownload]:
         """Return the backup files of a migration task and their states (``DescribeOssDownloads``).
+
+        With child task ids (R4) a task lists only its own file(s): use :meth:`get_migration_files`
+        for the files of a whole migration.
 
         :param instance_id: RDS instance id.
         :param migrate_task_id: the migration task.
@@ -676,15 +593,29 @@ class RdsMigrationHook(BaseHook):
             "describe_oss_downloads",
             models.DescribeOssDownloadsRequest(dbinstance_id=instance_id, migrate_task_id=migrate_task_id),
         )
-        return [_download_from_map(item) for item in _items(body, "Items", "OssDownload")]
+        return [download_from_map(item) for item in items(body, "Items", "OssDownload")]
+
+    def get_migration_files(
+        self, instance_id: str, migrate_task_ids: Collection[str]
+    ) -> list[tuple[str, OssDownload]]:
+        """The files of several tasks (a parent and the child ids its imports answered), each with the
+        id of the task that lists it; a task id given twice is asked once.
+
+        :param instance_id: RDS instance id.
+        :param migrate_task_ids: the task ids recorded for the migration.
+        """
+        found: list[tuple[str, OssDownload]] = []
+        for task_id in dict.fromkeys(migrate_task_ids):
+            found.extend((task_id, f) for f in self.get_file_states(instance_id, task_id))
+        return found
 
     async def aget_task_state(self, instance_id: str, migrate_task_id: str) -> MigrateTask:
-        """Async twin of :meth:`get_task_state` (runs in a thread, with the same retries and proxy rules).
+        """Async twin of :meth:`get_task` (runs in a thread, with the same retries and proxy rules).
 
         :param instance_id: RDS instance id.
         :param migrate_task_id: the migration task.
         """
-        return await asyncio.to_thread(self.get_task_state, instance_id, migrate_task_id)
+        return await asyncio.to_thread(self.get_task, instance_id, migrate_task_id)
 
     async def aget_file_states(self, instance_id: str, migrate_task_id: str) -> list[OssDownload]:
         """Async twin of :meth:`get_file_states`.
@@ -696,7 +627,13 @@ class RdsMigrationHook(BaseHook):
 
     @staticmethod
     def task_failure(task: MigrateTask) -> RdsApiError:
-        """The error for a failed task, with advice from its description."""
+        """The error for a failed or terminated task, with advice from its description."""
+        if task.terminated:
+            return RdsApiError(
+                task.status,
+                f"migration task {task.migrate_task_id} of {task.db_name!r} was terminated",
+                TERMINATED_ADVICE,
+            )
         return RdsApiError(
             task.status,
             f"migration task {task.migrate_task_id} of {task.db_name!r} failed: "
@@ -739,7 +676,7 @@ class RdsMigrationHook(BaseHook):
         timeout: float = 3600.0,
         poll: float = 15.0,
     ) -> MigrateTask:
-        """Block until the task reaches one of ``targets``; fail fast on a failure state.
+        """Block until the task reaches one of ``targets``; fail fast on a failure state (Terminated too).
 
         :param instance_id: RDS instance id.
         :param migrate_task_id: the migration task.
@@ -749,7 +686,7 @@ class RdsMigrationHook(BaseHook):
         """
 
         def check() -> MigrateTask:
-            task = self.get_task_state(instance_id, migrate_task_id)
+            task = self.get_task(instance_id, migrate_task_id)
             log.info(
                 "Migration task %s (%s): %s %s", migrate_task_id, task.db_name, task.status, task.description
             )
@@ -777,37 +714,43 @@ class RdsMigrationHook(BaseHook):
     ) -> OssDownload:
         """Block until a backup file of the task reaches one of ``targets``; fail fast on a failure state.
 
-        A file the task does not list yet is waited for. The task failing also fails the wait.
+        The file is matched by its last path segment (:func:`file_matches`), whatever ``FileName`` style
+        RDS uses; its latest entry counts (``Deleted`` after a restore counts as restored). A file the
+        task does not list yet is waited for. While the file is not done, the task is read too: a
+        terminated task fails the wait (a Failed one may be the previous file's failure: the file's
+        own state decides).
 
         :param instance_id: RDS instance id.
-        :param migrate_task_id: the migration task.
-        :param file_name: the file's name (the last part of its OSS key).
+        :param migrate_task_id: the task the import answered (the parent, or a child task, R4).
+        :param file_name: the file's name or object key.
         :param targets: file states to wait for.
         :param timeout: seconds before :class:`RdsWaitTimeoutError`.
         :param poll: seconds between two polls (one status line each).
         """
-        base = file_name.rsplit("/", 1)[-1]
+        base = base_name(file_name)
 
         def check() -> OssDownload | None:
-            files = [
-                f
-                for f in self.get_file_states(instance_id, migrate_task_id)
-                if f.file_name.rsplit("/", 1)[-1] == base
-            ]
-            if not files:
-                task = self.get_task_state(instance_id, migrate_task_id)
+            files = [f for f in self.get_file_states(instance_id, migrate_task_id) if file_matches(f, base)]
+            current = files[-1] if files else None
+            if current is not None:
+                log.info(
+                    "Backup file %s of task %s: %s %s",
+                    base,
+                    migrate_task_id,
+                    current.status,
+                    current.description,
+                )
+                if current.status in targets:
+                    return current
+                if current.status in FILE_FAILURE_STATES:
+                    raise self.file_failure(migrate_task_id, current)
+            task = self.get_task(instance_id, migrate_task_id)
+            if current is None:
                 log.info(
                     "Backup file %s not listed yet by task %s (task %s)", base, migrate_task_id, task.status
                 )
-                if task.status in TASK_FAILURE_STATES:
-                    raise self.task_failure(task)
-                return None
-            current = files[-1]
-            log.info(
-                "Backup file %s of task %s: %s %s", base, migrate_task_id, current.status, current.description
-            )
-            if current.status not in targets and current.status in FILE_FAILURE_STATES:
-                raise self.file_failure(migrate_task_id, current)
+            if task.terminated:
+                raise self.task_failure(task)
             return current
 
         result: OssDownload = self._wait(  # type: ignore[assignment]

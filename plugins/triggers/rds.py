@@ -17,9 +17,26 @@ from hooks.rds import (
     FILE_FAILURE_STATES,
     FILE_SUCCESS_STATES,
     TASK_FAILURE_STATES,
+    TASK_TERMINATED_STATES,
     RdsMigrationHook,
+    file_matches,
 )
-from hooks.rds_errors import advice_for
+from hooks.rds_errors import TERMINATED_ADVICE, advice_for
+
+
+def _task_error(task: Any, **fields: Any) -> TriggerEvent:
+    """The error event of a failed or terminated task."""
+    terminated = task.status in TASK_TERMINATED_STATES
+    message = "the migration task was terminated" if terminated else (task.description or "")
+    return TriggerEvent(
+        {
+            "status": "error",
+            "task_status": task.status,
+            "message": message,
+            "advice": TERMINATED_ADVICE if terminated else advice_for(task.description or ""),
+            **fields,
+        }
+    )
 
 
 class _RdsWaitTrigger(BaseTrigger):
@@ -46,11 +63,15 @@ class _RdsWaitTrigger(BaseTrigger):
 class MigrationFileTrigger(_RdsWaitTrigger):
     """Wait until RDS reports ``file_name`` restored for ``migrate_task_id`` (or failed).
 
+    The file is matched by its last path segment (RDS may list bare names or whole keys, R10); its
+    latest entry counts, and ``Deleted`` after a restore still counts as restored. While the file is
+    not done, the task is read too, so a terminated task ends the wait.
+
     :param rds_conn_id: Airflow connection of the RDS OpenAPI.
     :param instance_id: RDS instance id.
-    :param migrate_task_id: the migration task the file was imported into.
-    :param file_name: the backup file name as RDS lists it.
-    :param poll_interval: seconds between two DescribeOssDownloads calls.
+    :param migrate_task_id: the task the import answered (the parent, or a child task id, R4).
+    :param file_name: the backup file's name or object key.
+    :param poll_interval: seconds between two polls.
     """
 
     def __init__(self, *, file_name: str, **kwargs: Any) -> None:
@@ -64,14 +85,15 @@ class MigrationFileTrigger(_RdsWaitTrigger):
         hook = RdsMigrationHook(rds_conn_id=self.rds_conn_id)
         while True:
             files = await hook.aget_file_states(self.instance_id, self.migrate_task_id)
-            current = next((f for f in files if f.file_name == self.file_name), None)
+            matching = [f for f in files if file_matches(f, self.file_name)]
+            current = matching[-1] if matching else None
             status = current.status if current else "NotListedYet"
             self.log.info("RDS file %s of task %s: %s", self.file_name, self.migrate_task_id, status)
             if current is not None and current.status in FILE_SUCCESS_STATES:
                 yield TriggerEvent({"status": "success", "file_name": self.file_name, "file_status": status})
                 return
+            task = await hook.aget_task_state(self.instance_id, self.migrate_task_id)
             if current is not None and current.status in FILE_FAILURE_STATES:
-                task = await hook.aget_task_state(self.instance_id, self.migrate_task_id)
                 description = current.description or task.description or ""
                 yield TriggerEvent(
                     {
@@ -82,6 +104,11 @@ class MigrationFileTrigger(_RdsWaitTrigger):
                         "advice": advice_for(description),
                     }
                 )
+                return
+            # Only a terminated task is final here: a task may still read Failed (an earlier file) while
+            # RDS has not started on this one.
+            if task.status in TASK_TERMINATED_STATES:
+                yield _task_error(task, file_name=self.file_name, file_status=status)
                 return
             await asyncio.sleep(self.poll_interval)
 
@@ -111,14 +138,7 @@ class MigrationTaskTrigger(_RdsWaitTrigger):
             if task.status in self.target_states:
                 yield TriggerEvent({"status": "success", "task_status": task.status})
                 return
-            if task.status in TASK_FAILURE_STATES:
-                yield TriggerEvent(
-                    {
-                        "status": "error",
-                        "task_status": task.status,
-                        "message": task.description or "",
-                        "advice": advice_for(task.description or ""),
-                    }
-                )
+            if task.status in TASK_FAILURE_STATES:  # Failed, or Terminated (never resumes)
+                yield _task_error(task)
                 return
             await asyncio.sleep(self.poll_interval)

@@ -4,23 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from typing import Any
 
 from sandbox.rds.config import RdsConfig
 
 SYSTEM_DATABASES = frozenset({"master", "model", "msdb", "tempdb"})
+#: Names a migration may not use ([INST]: 403 InvalidDBName "You cannot use system database names").
+RESERVED_NAMES = SYSTEM_DATABASES | {"mssqlsystemresource"}
 # SERVERPROPERTY('ProductVersion') major -> the year RDS uses in EngineVersion.
 VERSION_YEARS = {10: "2008r2", 11: "2012", 12: "2014", 13: "2016", 14: "2017", 15: "2019", 16: "2022"}
-# EngineVersion suffix -> Category (RDS editions: Basic, High-availability, Cluster).
+# EngineVersion -> Category ([META] DescribeDBInstanceAttribute/CreateDBInstance: "_ent" is the
+# cluster edition, Category AlwaysOn; "_ent_ha"/"_std_ha" high availability; "_web" basic; bare
+# "2012" the Enterprise single node (basic); "_sl" serverless).
 CATEGORIES = {
-    "_ent": "cluster",
+    "_ent": "AlwaysOn",
     "_ent_ha": "HighAvailability",
     "_std_ha": "HighAvailability",
     "_web": "Basic",
+    "_std_sl": "serverless_ha",
 }
-# sys.databases state_desc -> DescribeDatabases DBStatus.
-DB_STATUS = {"ONLINE": "Running", "RESTORING": "Restoring", "RECOVERING": "Recovering", "OFFLINE": "Offline"}
+# sys.databases state_desc -> DescribeDatabases DBStatus ([META]: Creating, Running, Deleting, Cold;
+# a database being restored by a migration is being created as far as RDS is concerned).
+DB_STATUS = {"ONLINE": "Running", "RESTORING": "Creating", "RECOVERING": "Creating", "OFFLINE": "Offline"}
+# [META] DescribeOssDownloads: "not supported on SQL Server 2017 EE and 2019 EE" (the "_ent" cluster
+# editions); DescribeMigrateTasks: "not supported on SQL Server 2017 cluster edition" (R8).
+UNSUPPORTED_ACTIONS = {
+    "2017_ent": frozenset({"DescribeOssDownloads", "DescribeMigrateTasks"}),
+    "2019_ent": frozenset({"DescribeOssDownloads"}),
+}
+_MB = 1024 * 1024
 
 
 def engine_version_of(product_version: str, edition: str) -> str:
@@ -38,19 +50,21 @@ def engine_version_of(product_version: str, edition: str) -> str:
 
 
 def category_of(engine_version: str) -> str:
+    if engine_version == "2012":
+        return "Basic"
     for suffix in sorted(CATEGORIES, key=len, reverse=True):
         if engine_version.endswith(suffix):
             return CATEGORIES[suffix]
-    return "HighAvailability"
+    return "HighAvailability"  # 08r2_ent_ha, 2008r2
 
 
 class EngineFacts:
     """Reads the target engine off the event loop (engine calls may block on its locks)."""
 
-    def __init__(self, engine: Any, config: RdsConfig):
+    def __init__(self, engine: Any, config: RdsConfig, created_at: float):
         self.engine = engine
         self.config = config
-        self.created_at = time.time()
+        self.created_at = created_at
 
     @property
     def engine_version(self) -> str:
@@ -68,6 +82,10 @@ class EngineFacts:
             return found
 
         return await asyncio.to_thread(read)
+
+    def supports(self, action: str) -> bool:
+        """False for an API the instance's edition does not offer (R8)."""
+        return action not in UNSUPPORTED_ACTIONS.get(self.engine_version, frozenset())
 
     async def has_database(self, name: str) -> bool:
         return any(found.lower() == name.lower() for found, _ in await self._databases())
@@ -114,10 +132,11 @@ class EngineFacts:
             "Engine": "SQLServer",
             "EngineVersion": engine_version,
             "Category": self.config.category or category_of(engine_version),
-            "DBInstanceStatus": "Running",
+            "DBInstanceStatus": self.config.status,
+            # [META]: DBInstanceStorage is an integer in GB, DBInstanceDiskUsed a string in MB (R7).
             "DBInstanceStorage": math.ceil(self.config.storage_gb),
             "DBInstanceStorageType": "cloud_essd",
-            "DBInstanceDiskUsed": str(await self.used_bytes()),
+            "DBInstanceDiskUsed": str(math.ceil(await self.used_bytes() / _MB)),
             "DBMaxQuantity": self.config.max_databases,
             "DBInstanceType": "Primary",
             "LockMode": "Unlock",

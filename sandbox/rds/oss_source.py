@@ -15,7 +15,7 @@ from typing import Protocol
 from sandbox.rds import errors
 
 ALLOWED_SUFFIXES = (".bak", ".diff", ".trn", ".log")
-# 3 TB: the documented maximum backup file size (BakFileSizeExceeded).
+# 3 TB: the documented maximum backup file size (BakFileSizeExceeded, [INST]).
 MAX_BACKUP_BYTES = 3 * 1024**4
 _ENDPOINT = re.compile(r"^oss-(?P<region>[a-z0-9-]+?)(?P<internal>-internal)?\.aliyuncs\.com$")
 
@@ -35,27 +35,31 @@ class ObjectPosition:
 
 
 def parse_object_position(value: str) -> ObjectPosition:
-    """Split ``<endpoint>:<bucket>:<key>`` on the first two colons (the key may hold ``/`` or ``:``)."""
+    """Split ``<endpoint>:<bucket>:<key>`` on the first two colons (the key may hold ``/`` or ``:``).
+
+    A value of another shape is refused with 403 ``InvalidOssObjectPositions.Format`` ([META]).
+    """
     parts = value.strip().split(":", 2)
     if len(parts) != 3 or not all(parts):
-        raise errors.invalid_oss_url(
-            f"OssObjectPositions must be <oss-endpoint>:<bucket>:<object-key>, got {value!r}."
-        )
+        raise errors.invalid_oss_object_positions()
     endpoint, bucket, key = parts
     if "://" in value or endpoint.startswith(("http", "/")):
-        raise errors.invalid_oss_url("OssObjectPositions must not contain a scheme.")
+        raise errors.invalid_oss_object_positions()
     match = _ENDPOINT.match(endpoint)
     if match is None:
-        raise errors.invalid_oss_url(f"{endpoint!r} is not an OSS endpoint like oss-<region>.aliyuncs.com.")
+        raise errors.invalid_oss_object_positions()
     key = key.lstrip("/")
     if not key:
-        raise errors.invalid_oss_url("The object key is empty.")
+        raise errors.invalid_oss_object_positions()
     return ObjectPosition(endpoint, match.group("region"), bucket, key)
 
 
-def check_suffix(file_name: str) -> None:
-    if not file_name.lower().endswith(ALLOWED_SUFFIXES):
-        raise errors.incorrect_file_extension(file_name)
+def check_suffix(key: str) -> None:
+    """A folder (key ending in ``/``) is no file at all; other names need a backup suffix ([INST])."""
+    if key.endswith("/"):
+        raise errors.invalid_file()
+    if not key.rsplit("/", 1)[-1].lower().endswith(ALLOWED_SUFFIXES):
+        raise errors.incorrect_file_extension()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,19 +94,19 @@ class StoreObjectSource:
 
 
 def resolve(source: ObjectSource, position: ObjectPosition, instance_region: str) -> ObjectInfo:
-    """Check the same-region rule and that the object exists; return its facts."""
+    """Check the same-region rule and that the object exists and is a file; return its facts.
+
+    An unreadable object (other region, missing) is 400 ``InvalidOSSURL`` ([META]); an empty one is
+    400 ``InvalidFile`` ("The operation does not support this kind of file"); over 3 TB is
+    ``BakFileSizeExceeded`` ([INST]).
+    """
     if position.region != instance_region:
-        raise errors.invalid_oss_url(
-            f"The OSS bucket must be in the same region as the instance ({instance_region}); "
-            f"{position.endpoint} is in {position.region}."
-        )
+        raise errors.invalid_oss_url()
     info = source.stat(position.bucket, position.key)
-    if info is None:
-        raise errors.invalid_oss_url(f"The object {position.key} does not exist in bucket {position.bucket}.")
-    if info.region != position.region:
-        raise errors.invalid_oss_url(
-            f"The bucket {position.bucket} is in region {info.region}, not {position.region}."
-        )
+    if info is None or info.region != position.region:
+        raise errors.invalid_oss_url()
+    if info.size == 0:
+        raise errors.invalid_file()
     if info.size > MAX_BACKUP_BYTES:
         raise errors.bak_file_size_exceeded()
     return info

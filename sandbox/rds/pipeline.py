@@ -3,19 +3,27 @@
 A file moves NoStart -> Downloading -> Finished -> CheckSuccess -> Restoring -> Restored, or stops at
 DownloadFailed / VerifyFailed / CheckFailed / RestoreFailed with the reason in its Description (for
 restores, SQL Server's own error text). The task follows: Running while a file is processed, Waiting
-(Access Pending, ready for the next file) or Success (opened), Failed with a Description.
+(Access Pending, ready for the next file) or Success (opened), Failed with a Description. A child task
+(``incremental_task_id: child``) holds one incremental file: Success once it is restored, Failed if not;
+its parent stays Waiting.
+
+Every change is reported through ``on_change`` (the service persists its state), and every engine call
+runs as a future of its task that :meth:`MigrationPipeline.settle` can wait for: cancelling a task's
+coroutine (TerminateMigrateTask) cannot stop a RESTORE already running in the engine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import shutil
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sandbox.clock import SandboxClock
 from sandbox.mssql.results import SqlError
 from sandbox.rds.config import TimingConfig
 from sandbox.rds.engine_facts import EngineFacts
@@ -78,6 +86,8 @@ class MigrationPipeline:
     :param timing: delays and transfer rates.
     :param work_dir: where downloaded files are kept while they are restored.
     :param max_databases: the instance's database count limit.
+    :param clock: the sandbox clock (CreateTime/EndTime).
+    :param on_change: called after every status change.
     """
 
     def __init__(
@@ -88,6 +98,8 @@ class MigrationPipeline:
         timing: TimingConfig,
         work_dir: Path,
         max_databases: int,
+        clock: SandboxClock,
+        on_change: Callable[[], None] = lambda: None,
     ):
         self.engine = engine
         self.facts = facts
@@ -95,10 +107,22 @@ class MigrationPipeline:
         self.timing = timing
         self.work_dir = Path(work_dir)
         self.max_databases = max_databases
+        self.clock = clock
+        self.on_change = on_change
+        self._engine_work: dict[str, set[asyncio.Future]] = {}
 
-    @staticmethod
-    def new_file(job_id: str, bucket: str, key: str, size: int) -> BackupFile:
-        return BackupFile(job_id=job_id, bucket=bucket, key=key, size_bytes=size)
+    async def _engine(self, task: MigrateTask, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking engine call in a thread, as work of ``task`` that outlives a cancellation."""
+        future = asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))
+        work = self._engine_work.setdefault(task.migrate_task_id, set())
+        work.add(future)
+        future.add_done_callback(work.discard)
+        return await asyncio.shield(future)
+
+    async def settle(self, task_ids: list[str]) -> None:
+        """Wait until no engine call of these tasks runs any more (their outcome is ignored)."""
+        futures = [f for task_id in task_ids for f in self._engine_work.get(task_id, ())]
+        await asyncio.gather(*futures, return_exceptions=True)
 
     async def _pause(self, seconds: float) -> None:
         await asyncio.sleep(max(seconds, 0.0))
@@ -114,6 +138,7 @@ class MigrationPipeline:
         """Download, verify and restore one file; a FULL-mode task is then opened."""
         task.status = "Running"
         task.description = ""
+        self.on_change()
         try:
             await self._download(task, backup_file)
             header = await self._verify(task, backup_file, first)
@@ -126,12 +151,16 @@ class MigrationPipeline:
                 backup_file.local_path.unlink(missing_ok=True)
         if task.backup_mode == "FULL":
             await self.open_database(task, check_db_mode)
+        elif task.is_child:
+            self._finish(task, "Success", "")
         else:
             task.status = "Waiting"
+            self.on_change()
 
     async def _download(self, task: MigrateTask, backup_file: BackupFile) -> None:
         await self._pause(self.timing.step_delay_s)
         backup_file.status = "Downloading"
+        self.on_change()
         await self._pause(self._transfer_time(backup_file.size_bytes, self.timing.download_mb_per_s))
         source = self.objects.data_path(backup_file.bucket, backup_file.key)
         if source is None:
@@ -150,11 +179,12 @@ class MigrationPipeline:
             ) from exc
         backup_file.local_path = target
         backup_file.status = "Finished"
+        self.on_change()
 
     async def _verify(self, task: MigrateTask, backup_file: BackupFile, first: bool) -> dict[str, Any]:
         await self._pause(self.timing.step_delay_s)
         try:
-            header = await asyncio.to_thread(self.engine.read_backup_header, backup_file.local_path)
+            header = await self._engine(task, self.engine.read_backup_header, backup_file.local_path)
         except SqlError as exc:
             raise FileFailure("VerifyFailed", exc.message) from exc
         backup_type = int(header.get("BackupType", 0))
@@ -171,21 +201,24 @@ class MigrationPipeline:
                 f"The database ({task.db_name}) migration failed due to databases count limitation.",
             )
         backup_file.status = "CheckSuccess"
+        self.on_change()
         return header
 
     async def _restore(self, task: MigrateTask, backup_file: BackupFile, header: dict[str, Any]) -> None:
         await self._pause(self.timing.step_delay_s)
         backup_file.status = "Restoring"
+        self.on_change()
         await self._pause(self._transfer_time(backup_file.size_bytes, self.timing.restore_mb_per_s))
         try:
             # Always WITH NORECOVERY: Access Pending keeps the database restoring; FULL mode opens it next.
-            await asyncio.to_thread(
-                self.engine.restore_file, task.db_name, backup_file.local_path, recovery=False
+            await self._engine(
+                task, self.engine.restore_file, task.db_name, backup_file.local_path, recovery=False
             )
         except SqlError as exc:
             raise FileFailure("RestoreFailed", exc.message) from exc
         backup_file.status = "Restored"
-        backup_file.end_time = time.time()
+        backup_file.end_time = self.clock.timestamp()
+        self.on_change()
         log.info(
             "restored %s into %s (task %s, LSN %s-%s)",
             backup_file.file_name,
@@ -195,15 +228,15 @@ class MigrationPipeline:
             header.get("LastLSN"),
         )
 
-    @staticmethod
-    def _fail_file(task: MigrateTask, backup_file: BackupFile, failure: FileFailure) -> None:
-        now = time.time()
+    def _fail_file(self, task: MigrateTask, backup_file: BackupFile, failure: FileFailure) -> None:
+        now = self.clock.timestamp()
         backup_file.status = failure.status
         backup_file.description = failure.description
         backup_file.end_time = now
         task.status = "Failed"
         task.description = failure.description
         task.end_time = now
+        self.on_change()
         log.info("task %s file %s: %s", task.migrate_task_id, backup_file.file_name, failure.status)
 
     # --- opening the database -----------------------------------------------------------------------
@@ -212,13 +245,14 @@ class MigrationPipeline:
         """RESTORE WITH RECOVERY, with DBCC CHECKDB before (sync) or after (async) the open."""
         await self._pause(self.timing.open_delay_s)
         try:
-            await asyncio.to_thread(self.engine.recover_database, task.db_name)
+            await self._engine(task, self.engine.recover_database, task.db_name)
         except SqlError as exc:
             # RDS reports only this sentence; the engine's reason goes to the log.
             log.info("opening %s failed: %s", task.db_name, exc.message)
             self._finish(task, "Failed", f"Failed to open database {task.db_name}.")
             return
         task.opened = True
+        self.on_change()
         if check_db_mode == "SyncExecuteDBCheck":
             summary = await self._checkdb(task)
             self._finish(
@@ -241,10 +275,10 @@ class MigrationPipeline:
                 problems = [exc.message]
             return checkdb_summary(self.engine, task.db_name, problems) if problems else None
 
-        return await asyncio.to_thread(check)
+        return await self._engine(task, check)
 
-    @staticmethod
-    def _finish(task: MigrateTask, status: str, description: str) -> None:
+    def _finish(self, task: MigrateTask, status: str, description: str) -> None:
         task.status = status
         task.description = description
-        task.end_time = time.time()
+        task.end_time = self.clock.timestamp()
+        self.on_change()

@@ -3,14 +3,16 @@
 ``POST /?<params>`` with ``x-acs-action`` / ``x-acs-version`` headers and an ACS3-HMAC-SHA256
 ``Authorization`` (or the legacy V2 query form), answered with PascalCase JSON. Errors are JSON
 ``{RequestId, HostId, Code, Message, Recommend}`` with Alibaba's HTTP status, so the SDK raises its
-typed exceptions. ``/_sandbox/faults`` (GET, PUT JSON) reads and changes fault injection at run time.
+typed exceptions.
+
+The port serves the OpenAPI and nothing else: faults and the clock are changed through Python
+(``server.faults``, ``server.clock``), never through a sandbox-only endpoint the product could call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import threading
 import uuid
 from pathlib import Path
@@ -18,8 +20,9 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox.clock import SandboxClock
 from sandbox.rds import errors
-from sandbox.rds.config import RdsConfig, RdsConfigError
+from sandbox.rds.config import RdsConfig
 from sandbox.rds.errors import ApiError
 from sandbox.rds.oss_source import ObjectSource
 from sandbox.rds.service import RdsService
@@ -56,18 +59,35 @@ class FaultInjector:
 
     def __init__(self, config: RdsConfig):
         self.faults = config.faults
-        self._random = random.Random(config.faults.seed)
 
     async def apply(self, action: str) -> None:
+        """Faults that refuse a call before any work is done (the call is not accepted)."""
         faults = self.faults
         if not faults.applies_to(action):
             return
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
-        if faults.throttle_rate and self._random.random() < faults.throttle_rate:
+        if faults.draw(faults.throttle_rate):
             raise errors.throttling(faults.retry_after_ms)
-        if faults.error_5xx_rate and self._random.random() < faults.error_5xx_rate:
+        if faults.draw(faults.error_5xx_rate):
             raise errors.server_error(faults.error_5xx_status)
+
+    async def after_accept(
+        self, request: web.Request, request_id: str, response: web.Response
+    ) -> web.Response:
+        """R5: CreateMigrateTask has no ClientToken; an accepted import may still look failed."""
+        kind = self.faults.take_create_fault()
+        if kind is None:
+            return response
+        log.info("CreateMigrateTask %s accepted, answered as %s (injected)", request_id, kind)
+        if kind == "accept_then_500":
+            return error_response(errors.external_failure(), request_id)
+        if kind == "accept_then_drop":
+            if request.transport is not None:
+                request.transport.abort()  # the client sees the connection closed without a response
+            return response
+        await asyncio.sleep(self.faults.slow_answer_s)  # accept_then_slow: later than the read timeout
+        return response
 
 
 FAULTS_KEY = web.AppKey("rds_faults", FaultInjector)
@@ -91,9 +111,12 @@ async def handle_api(request: web.Request) -> web.Response:
             form = dict((await request.post()).items())
         action = request.headers.get("x-acs-action") or query.get("Action", "")
         version = request.headers.get("x-acs-version") or query.get("Version", "")
-        request.app[VERIFIER_KEY].verify(request.method, request.path, query, request.headers, body)
+        access_key_id = request.app[VERIFIER_KEY].verify(
+            request.method, request.path, query, request.headers, body
+        )
         if version != API_VERSION:
             raise ApiError(400, "InvalidVersion", f"Specified parameter Version ({version}) is not valid.")
+        service.authorize(access_key_id, action)
         await request.app[FAULTS_KEY].apply(action)
         result = await service.call(action, _operation_params(query, form), request_id)
     except ApiError as error:
@@ -104,19 +127,11 @@ async def handle_api(request: web.Request) -> web.Response:
     except Exception:  # answer JSON even for bugs: the SDK turns non-JSON errors into opaque exceptions
         log.exception("RDS stand-in failed on request %s", request_id)
         return error_response(errors.server_error(500), request_id)
-    response = {"RequestId": request_id, **result}
-    return web.json_response(response, headers={"x-acs-request-id": response["RequestId"]})
-
-
-async def handle_faults(request: web.Request) -> web.Response:
-    """GET: current fault settings; PUT/POST a JSON object: change them."""
-    faults = request.app[FAULTS_KEY].faults
-    if request.method in ("PUT", "POST"):
-        try:
-            faults.update(**await request.json())
-        except (RdsConfigError, TypeError, ValueError) as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-    return web.json_response(faults.as_dict())
+    body = {"RequestId": request_id, **result}
+    response = web.json_response(body, headers={"x-acs-request-id": body["RequestId"]})
+    if action == "CreateMigrateTask":
+        return await request.app[FAULTS_KEY].after_accept(request, request_id, response)
+    return response
 
 
 def create_app(service: RdsService) -> web.Application:
@@ -125,19 +140,23 @@ def create_app(service: RdsService) -> web.Application:
     app[SERVICE_KEY] = service
     app[VERIFIER_KEY] = SignatureVerifier(service.config.accounts)
     app[FAULTS_KEY] = FaultInjector(service.config)
-    app.router.add_route("*", "/_sandbox/faults", handle_faults)
     app.router.add_route("*", "/", handle_api)
+
+    async def resume_service(_app: web.Application) -> None:
+        await service.resume()
 
     async def close_service(_app: web.Application) -> None:
         await service.aclose()
 
+    app.on_startup.append(resume_service)
     app.on_cleanup.append(close_service)
     return app
 
 
 async def serve(service: RdsService, host: str = "127.0.0.1", port: int = 0) -> web.AppRunner:
     """Start the API on ``host:port`` in the running loop; returns the runner (``await runner.cleanup()``)."""
-    runner = web.AppRunner(create_app(service), access_log=None)
+    # A stop does not wait long for answers still pending (an injected slow answer).
+    runner = web.AppRunner(create_app(service), access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
@@ -154,7 +173,8 @@ class ThreadedRdsServer:
     :param config: instance configuration.
     :param engine: the target engine instance.
     :param objects: the OSS object source (e.g. ``StoreObjectSource(oss_server.store)``).
-    :param work_dir: folder for downloaded backup files.
+    :param work_dir: folder for downloaded backup files and the state file.
+    :param clock: the sandbox clock (a new one if not given): ``server.clock.advance(...)``.
     """
 
     def __init__(
@@ -165,8 +185,9 @@ class ThreadedRdsServer:
         work_dir: Path,
         host: str = "127.0.0.1",
         port: int = 0,
+        clock: SandboxClock | None = None,
     ):
-        self.service = RdsService(config, engine, objects, Path(work_dir))
+        self.service = RdsService(config, engine, objects, Path(work_dir), clock)
         self.config = config
         self.host = host
         self._requested_port = port
@@ -182,7 +203,12 @@ class ThreadedRdsServer:
 
     @property
     def faults(self):
+        """Fault settings (``update(...)``, ``next_create(kind)``), changeable while running."""
         return self.config.faults
+
+    @property
+    def clock(self) -> SandboxClock:
+        return self.service.clock
 
     def start(self) -> ThreadedRdsServer:
         self._thread.start()

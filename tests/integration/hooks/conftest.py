@@ -187,34 +187,43 @@ def target_engine(tmp_path: Path) -> Instance:
 
 
 @pytest.fixture
-def rds_server(oss_server, target_engine, tmp_path: Path):
+def rds_settings() -> dict[str, Any]:
+    """RdsConfig fields of the stand-in; tests change entries before ``rds_server`` starts."""
+    return {
+        "instance_id": INSTANCE_ID,
+        "region": REGION,
+        "accounts": {RDS_KEY_ID: RDS_SECRET},
+        "storage_gb": 20,
+        "max_databases": 50,
+        "timing": {"step_delay_s": 0, "open_delay_s": 0, "checkdb_delay_s": 0},
+        "faults": {"seed": 3},
+    }
+
+
+@pytest.fixture
+def rds_server(rds_settings, oss_server, target_engine, tmp_path: Path):
+    from sandbox.clock import SandboxClock
     from sandbox.rds.config import RdsConfig
     from sandbox.rds.oss_source import StoreObjectSource
     from sandbox.rds.server import ThreadedRdsServer
 
-    config = RdsConfig.from_dict(
-        {
-            "instance_id": INSTANCE_ID,
-            "region": REGION,
-            "accounts": {RDS_KEY_ID: RDS_SECRET},
-            "storage_gb": 20,
-            "max_databases": 50,
-            "timing": {"step_delay_s": 0, "open_delay_s": 0, "checkdb_delay_s": 0},
-            "faults": {"seed": 3},
-        }
-    )
     with ThreadedRdsServer(
-        config, target_engine, StoreObjectSource(oss_server.store), tmp_path / "rds"
+        RdsConfig.from_dict(rds_settings),
+        target_engine,
+        StoreObjectSource(oss_server.store),
+        tmp_path / "rds",
+        clock=SandboxClock(),
     ) as server:
         yield server
 
 
 @pytest.fixture
 def rds_hook(rds_server, monkeypatch):
+    """The hook on the stand-in, reading the stand-in's clock for its list windows."""
     from hooks.rds import RdsMigrationHook
 
     set_connection(monkeypatch, "rds_migration", rds_connection(rds_server.endpoint))
-    return RdsMigrationHook("rds_migration", retry=FAST_RETRY)
+    return RdsMigrationHook("rds_migration", retry=FAST_RETRY, clock=rds_server.clock.now)
 
 
 # ---- SQL Server ---------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Every call goes through ``alibabacloud_rds20140815.client.Client`` (Tea, signature V3 unless a test
 asks for V2) and ``oss2`` (V4); nothing talks to the stand-ins' Python objects except to read the
-target engine's state for assertions.
+target engine's state for assertions, to move the shared clock and to inject faults.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from alibabacloud_rds20140815 import models as rds_models
 from alibabacloud_rds20140815.client import Client
 from alibabacloud_tea_openapi.models import Config
 
+from sandbox.clock import SandboxClock
 from sandbox.oss import OssConfig, ThreadedOssServer
 from sandbox.rds.config import RdsConfig
 from sandbox.rds.oss_source import StoreObjectSource
@@ -79,10 +80,48 @@ def rds_settings() -> dict:
 
 
 @pytest.fixture
-def rds_server(rds_settings, target, oss_server, tmp_path: Path):
-    config = RdsConfig.from_dict(rds_settings)
-    with ThreadedRdsServer(config, target, StoreObjectSource(oss_server.store), tmp_path / "rds") as server:
-        yield server
+def clock() -> SandboxClock:
+    """The sandbox clock the RDS stand-in reads (tests jump it forward instead of sleeping)."""
+    return SandboxClock()
+
+
+@pytest.fixture
+def start_rds(rds_settings, target, oss_server, tmp_path: Path, clock):
+    """Factory: start an RDS stand-in over ``tmp_path/rds`` (again: a restart with the same state)."""
+    servers = []
+
+    def start(own_clock: SandboxClock | None = None, **overrides) -> ThreadedRdsServer:
+        config = RdsConfig.from_dict({**rds_settings, **overrides})
+        objects = StoreObjectSource(oss_server.store)
+        server = ThreadedRdsServer(config, target, objects, tmp_path / "rds", clock=own_clock or clock)
+        servers.append(server.start())
+        return server
+
+    yield start
+    for server in reversed(servers):
+        if server._runner is not None:
+            server.stop()
+
+
+@pytest.fixture
+def rds_server(start_rds):
+    return start_rds()
+
+
+@pytest.fixture(scope="session")
+def backups(tmp_path_factory):
+    """SalesDB on a source engine: a full backup and three log backups, rows written in between."""
+    return engines.make_backup_chain(tmp_path_factory.mktemp("source"))
+
+
+def upload(bucket, backups, *names: str, folder: str = "backups/SalesDB") -> list[str]:
+    """Put real backup files into the bucket; returns their keys."""
+    keys = []
+    for name in names:
+        key = f"{folder}/{backups.files[name].name}"
+        bucket.put_object_from_file(key, str(backups.files[name]))
+        keys.append(key)
+    return keys
 
 
 def make_client(server, secret: str = ACCESS_KEY_SECRET, key_id: str = ACCESS_KEY_ID, **config) -> Client:
@@ -93,8 +132,7 @@ def make_client(server, secret: str = ACCESS_KEY_SECRET, key_id: str = ACCESS_KE
             endpoint=server.endpoint,
             protocol="http",
             region_id=REGION,
-            read_timeout=10000,
-            **config,
+            **{"read_timeout": 10000, **config},
         )
     )
 
@@ -131,6 +169,41 @@ def task_by_id(client: Client, task_id: str):
 def oss_downloads(client: Client, task_id: str) -> list:
     request = rds_models.DescribeOssDownloadsRequest(dbinstance_id=INSTANCE_ID, migrate_task_id=task_id)
     return client.describe_oss_downloads(request).body.items.oss_download
+
+
+def list_tasks(client: Client, start: str = "2000-01-01T00:00Z", end: str = "2999-01-01T00:00Z", **extra):
+    """DescribeMigrateTasks over a window (default: any time; the API still keeps one week)."""
+    request = rds_models.DescribeMigrateTasksRequest(
+        dbinstance_id=INSTANCE_ID, start_time=start, end_time=end, **extra
+    )
+    return client.describe_migrate_tasks(request).body
+
+
+def terminate(client: Client, task_id: str):
+    request = rds_models.TerminateMigrateTaskRequest(dbinstance_id=INSTANCE_ID, migrate_task_id=task_id)
+    return client.terminate_migrate_task(request).body
+
+
+def delete_database(client: Client, db_name: str):
+    request = rds_models.DeleteDatabaseRequest(dbinstance_id=INSTANCE_ID, dbname=db_name)
+    return client.delete_database(request).body
+
+
+def open_database(client: Client, db_name: str, task_id: str, mode: str = "AsyncExecuteDBCheck", token=None):
+    request = rds_models.CreateOnlineDatabaseTaskRequest(
+        dbinstance_id=INSTANCE_ID,
+        dbname=db_name,
+        migrate_task_id=task_id,
+        check_dbmode=mode,
+        client_token=token,
+    )
+    return client.create_online_database_task(request).body
+
+
+def database_names(client: Client) -> dict[str, str]:
+    """DBName -> DBStatus of DescribeDatabases."""
+    body = client.describe_databases(rds_models.DescribeDatabasesRequest(dbinstance_id=INSTANCE_ID)).body
+    return {d.dbname: d.dbstatus for d in body.databases.database}
 
 
 def wait_task(client: Client, task_id: str, statuses=("Waiting", "Success", "Failed"), timeout: float = 30.0):

@@ -15,32 +15,8 @@ from tests.sandbox.rds.conftest import (
     oss_downloads,
     wait_task,
 )
-
-
-@pytest.fixture(scope="module")
-def backups(tmp_path_factory):
-    """SalesDB on a source engine: a full backup and three log backups, rows written in between."""
-    return engines.make_backup_chain(tmp_path_factory.mktemp("source"))
-
-
-def _upload(bucket, backups, *names: str) -> list[str]:
-    keys = []
-    for name in names:
-        key = f"backups/SalesDB/{backups.files[name].name}"
-        bucket.put_object_from_file(key, str(backups.files[name]))
-        keys.append(key)
-    return keys
-
-
-def _open(client, db_name: str, task_id: str, mode: str = "AsyncExecuteDBCheck", token: str | None = None):
-    request = rds_models.CreateOnlineDatabaseTaskRequest(
-        dbinstance_id=INSTANCE_ID,
-        dbname=db_name,
-        migrate_task_id=task_id,
-        check_dbmode=mode,
-        client_token=token,
-    )
-    return client.create_online_database_task(request).body
+from tests.sandbox.rds.conftest import open_database as _open
+from tests.sandbox.rds.conftest import upload as _upload
 
 
 def test_full_plus_three_logs_then_open(client, bucket, backups, target):
@@ -54,6 +30,7 @@ def test_full_plus_three_logs_then_open(client, bucket, backups, target):
         assert wait_task(client, task_id).status == "Waiting"
     files = oss_downloads(client, task_id)
     assert [f.status for f in files] == ["Restored"] * 4
+    assert [f.is_available for f in files] == ["True"] * 4  # [META]: True | False
     assert [f.backup_mode for f in files] == ["Database"] + ["Transaction_Log"] * 3
     assert engines.state_over_tds(target, "SalesDB") == "RESTORING"
 
@@ -67,9 +44,16 @@ def test_full_plus_three_logs_then_open(client, bucket, backups, target):
 
     databases = client.describe_databases(rds_models.DescribeDatabasesRequest(dbinstance_id=INSTANCE_ID))
     assert [(d.dbname, d.dbstatus) for d in databases.body.databases.database] == [("SalesDB", "Running")]
+    # [INST]: on 2012+ a same-named database makes RDS answer "does not exist or DB status does not support"
     with pytest.raises(ClientException) as raised:
         create_task(client, "SalesDB", full)
-    assert raised.value.code == "InvalidDBName"
+    assert (raised.value.status_code, raised.value.code) == (400, "InvalidDBName.NotFound")
+    with pytest.raises(ClientException) as raised:  # an opened task takes no more files
+        create_task(client, "SalesDB", logs[-1], task_id=task_id)
+    assert (raised.value.code, raised.value.data["Message"]) == (
+        "InvalideStatus",
+        "Parent migrate task status is invalid.",
+    )
 
 
 def test_out_of_order_log_fails_with_sql_server_text_and_chain_can_continue(client, bucket, backups):
@@ -121,12 +105,20 @@ def test_immediate_access_full_mode_opens_the_database(client, bucket, backups, 
     assert engines.rows_over_tds(target, "SalesNow") == backups.rows_after["full"]
     with pytest.raises(ClientException) as raised:  # FULL mode takes no incremental file
         create_task(client, "SalesNow", full, task_id=body.migrate_task_id)
-    assert raised.value.code == "IncorrectDBState"
+    assert raised.value.code == "InvalideStatus"
 
 
-def test_open_is_refused_while_not_waiting_and_token_mismatch(client, bucket, backups):
+def test_open_is_refused_while_not_waiting_and_token_mismatch(client, bucket, backups, rds_server):
     (full,) = _upload(bucket, backups, "full")
+    rds_server.config.timing.step_delay_s = 1
     task_id = create_task(client, "SalesDB", full).migrate_task_id
+    with pytest.raises(ClientException) as raised:  # still restoring the full
+        _open(client, "SalesDB", task_id, token="t-0")
+    assert raised.value.code == "IncorrectDBState"
+    with pytest.raises(ClientException) as raised:  # and the next file must wait for it too
+        create_task(client, "SalesDB", full, task_id=task_id)
+    assert raised.value.code == "IncorrectDBState"
+    rds_server.config.timing.step_delay_s = 0
     wait_task(client, task_id)
     _open(client, "SalesDB", task_id, mode="SyncExecuteDBCheck", token="t-1")
     with pytest.raises(ClientException) as raised:
@@ -135,7 +127,7 @@ def test_open_is_refused_while_not_waiting_and_token_mismatch(client, bucket, ba
     assert wait_task(client, task_id, ("Success", "Failed")).status == "Success"
     with pytest.raises(ClientException) as raised:
         _open(client, "SalesDB", task_id)
-    assert raised.value.code == "IncorrectDBState"
+    assert raised.value.code == "InvalideStatus"
 
 
 def _migrate_full(client, bucket, path, db_name: str = "SalesDB") -> str:

@@ -11,9 +11,9 @@ import pytest
 from alibabacloud_tea_openapi.exceptions import ClientException, ServerException, ThrottlingException
 from darabonba.exceptions import RetryError, UnretryableException
 
-from hooks import mssql, oss, rds, sql_files
+from hooks import mssql, oss, rds, rds_records, sql_files
 from hooks._retry import RetryPolicy, call_with_retries
-from hooks.rds_errors import CODE_ADVICE, advice_for
+from hooks.rds_errors import CODE_ADVICE, TERMINATED_ADVICE, advice_for
 
 SQL_DIR = Path(__file__).resolve().parents[3] / "include" / "sql"
 
@@ -209,6 +209,22 @@ def test_rds_transient_decision(error, transient):
     assert rds.is_transient(error) is transient
 
 
+@pytest.mark.parametrize(
+    ("error", "ambiguous"),
+    [
+        (ServerException(status_code=500, code="ExternalFailure", message="m"), True),
+        (ServerException(status_code=503, code="ServiceUnavailable", message="m"), True),
+        (RetryError("Read timed out."), True),
+        (ThrottlingException(status_code=400, code="Throttling.User", message="m", retry_after=1), False),
+        (_client_exc("Throttling.User"), False),
+        (_client_exc("InvalidDBName.NotFound"), False),
+    ],
+)
+def test_rds_ambiguous_decision(error, ambiguous):
+    """After these, CreateMigrateTask may or may not have created the import (R5)."""
+    assert rds.is_ambiguous(error) is ambiguous
+
+
 def test_rds_network_error_wrapped_by_sdk_is_transient():
     class Ctx:
         http_request = None
@@ -270,6 +286,56 @@ def test_advice_for_seed_descriptions(text, needle):
     assert needle in advice_for(text)
 
 
+R6_AND_QUOTA_CODES = [
+    "InvalidDBName.NotFound",
+    "InvalidDBName",
+    "EntityNotExist.Role",
+    "Forbidden.RAM",
+    "InvalidMigrateTask",
+    "InvalideStatus",
+    "ConcurrentTaskExceeded",
+    "UploadLimitExceeded",
+    "ExceedUploadTime",
+    "InvalidOSSURL",
+    "InvalidOssUrl",
+    "InvalidOssObjectPositions.Format",
+    "ExceedDiskSize",
+    "FileSizeExceeded",
+    "InvalidFile",
+    "InvalidInstanceState",
+    "BakFilesNeeded",
+    "ExternalFailure",
+    "IncorrectDBInstanceType",
+    "IncorrectDBState",
+    "InvalidTaskType.Invalid",
+    "InvalidTaskStatus",
+    "InvalidTask.NotFound",
+    "InvalidDBName.Forbid",
+]
+
+
+@pytest.mark.parametrize("code", R6_AND_QUOTA_CODES)
+def test_every_documented_code_has_its_own_advice(code):
+    assert code in CODE_ADVICE  # exact, not a prefix's generic text
+    assert len(advice_for(code)) > 30
+
+
+def test_name_conflict_advice_says_the_database_exists():
+    """InvalidDBName.NotFound on CreateMigrateTask means a same-named database exists (2012+, R6)."""
+    advice = advice_for("InvalidDBName.NotFound")
+    assert "already exists" in advice and "target.database" in advice and "drop" in advice
+
+
+def test_quota_advice_names_the_limits():
+    assert "20 imports per database per day" in advice_for("UploadLimitExceeded")
+    assert advice_for("ExceedUploadTime") == advice_for("UploadLimitExceeded")
+    assert "500 imports per instance per day" in advice_for("ConcurrentTaskExceeded")
+
+
+def test_advice_for_a_terminated_task_text():
+    assert advice_for("migration task 42 of 'x' was terminated") == TERMINATED_ADVICE
+
+
 def test_advice_for_prefixes_and_unknown():
     assert advice_for("Forbidden.RAM") == CODE_ADVICE["Forbidden.RAM"]
     assert advice_for("Forbidden.Whatever") == CODE_ADVICE["Forbidden"]
@@ -291,10 +357,109 @@ def test_task_failure_carries_description_advice():
         ("2022_ent", (2022, "ent")),
         ("2016_web", (2016, "web")),
         ("2017_ent_ha", (2017, "ent")),
+        ("08r2_ent_ha", (2008, "ent")),
+        ("2008r2", (2008, "ent")),
+        ("2012", (2012, "ent")),  # the Enterprise single-node edition
+        ("2012_ent_ha", (2012, "ent")),
+        ("2016_std_sl", (2016, "std")),  # serverless
+        ("2019_ent", (2019, "ent")),
+        ("2019_STD_HA", (2019, "std")),
     ],
 )
 def test_parse_engine_version(version, expected):
     assert rds.parse_engine_version(version) == expected
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"), [("8.0", (None, "")), ("2019", (2019, "")), ("2019_pro", (2019, ""))]
+)
+def test_unknown_engine_versions_are_logged_not_guessed(version, expected, caplog):
+    assert rds.parse_engine_version(version) == expected
+    assert version in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("version", "category", "supported", "needle"),
+    [
+        ("2019_std_ha", "HighAvailability", True, ""),
+        ("2022_ent", "AlwaysOn", True, ""),
+        ("2019_ent_ha", "HighAvailability", True, ""),
+        ("2019_ent", "AlwaysOn", False, "DescribeOssDownloads"),
+        ("2017_ent", "AlwaysOn", False, "DescribeMigrateTasks"),
+        ("08r2_ent_ha", "HighAvailability", False, "2008 R2"),
+    ],
+)
+def test_migration_api_support(version, category, supported, needle):
+    ok, reason = rds.migration_api_support(version, category)
+    assert ok is supported
+    assert (needle in reason) if needle else reason == ""
+
+
+def test_instance_facts_from_the_api_units():
+    """DBInstanceStorage is GB, DBInstanceDiskUsed MB (R7)."""
+    facts = rds_records.instance_facts_from_map(
+        {
+            "Engine": "SQLServer",
+            "EngineVersion": "2019_ent",
+            "Category": "AlwaysOn",
+            "DBInstanceStorage": 100,
+            "DBInstanceDiskUsed": "1536",
+        },
+        "rm-1",
+    )
+    assert (facts.storage_gb, facts.disk_used_bytes) == (100, 1536 * 1024 * 1024)
+    assert (facts.version_year, facts.major_version, facts.edition) == (2019, 15, "ent")
+    assert not facts.supports_migration_apis and "2019 cluster" in facts.unsupported_reason
+
+
+def _download(name: str, status: str = "Restored", mode: str = "") -> rds.OssDownload:
+    return rds.OssDownload(name, "1.00", mode, "True", status, "", None, None)
+
+
+@pytest.mark.parametrize(
+    ("listed", "wanted", "matches"),
+    [
+        ("Sales_LOG_1.trn", "Sales_LOG_1.trn", True),
+        ("backups/Sales/Sales_LOG_1.trn", "Sales_LOG_1.trn", True),  # FileName style "key"
+        ("Sales_LOG_1.trn", "backups/Sales/Sales_LOG_1.trn", True),
+        ("backups/a/Sales_LOG_1.trn", "backups/b/Sales_LOG_1.trn", True),  # last segment decides
+        ("Sales_LOG_1.trn", "Sales_LOG_10.trn", False),
+        ("", "Sales_LOG_1.trn", False),
+    ],
+)
+def test_file_matches_whichever_file_name_style(listed, wanted, matches):
+    assert rds.file_matches(_download(listed), wanted) is matches
+
+
+def test_object_key_of_a_position():
+    assert rds_records.object_key("oss-cn-hangzhou.aliyuncs.com:bkt:/a/b:c.bak") == "a/b:c.bak"
+
+
+@pytest.mark.parametrize(
+    ("download", "incremental"),
+    [
+        (_download("x.bak", mode="Database"), False),
+        (_download("x.trn", mode="Transaction_Log"), True),
+        (_download("x.bak", mode="Differential_Database"), True),
+        (_download("x.trn", status="NoStart"), True),  # not read yet: by suffix
+        (_download("x.bak", status="NoStart"), False),
+    ],
+)
+def test_looks_incremental(download, incremental):
+    assert rds_records.looks_incremental(download) is incremental
+
+
+def test_deleted_files_count_as_restored():
+    assert _download("a.bak", "Deleted").restored and _download("a.bak", "DeleteFailed").restored
+    assert not _download("a.bak", "RestoreFailed").restored
+
+
+def test_terminated_task_failure_advice():
+    task = rds.MigrateTask("7", "db", "UPDF", "Terminated", "", None, None)
+    error = rds.RdsMigrationHook.task_failure(task)
+    assert task.failed and task.terminated
+    assert (error.code, error.advice) == ("Terminated", TERMINATED_ADVICE)
+    assert "start over from a new full backup" in str(error)
 
 
 def test_direct_hosts(monkeypatch):
@@ -307,21 +472,20 @@ def test_direct_hosts(monkeypatch):
     assert rds._is_direct_host("https", "rds-vpc.cn-hangzhou.aliyuncs.com")
 
 
-def test_state_sets_are_disjoint():
-    groups = [
-        rds.FILE_SUCCESS_STATES,
-        rds.FILE_FAILURE_STATES,
-        rds.FILE_INTERMEDIATE_STATES,
-        rds.FILE_DELETED_STATES,
-    ]
-    assert sum(len(g) for g in groups) == len(set().union(*groups)) == 12
+def test_state_sets_are_disjoint_and_complete():
+    files = [rds.FILE_SUCCESS_STATES, rds.FILE_FAILURE_STATES, rds.FILE_INTERMEDIATE_STATES]
+    assert sum(len(g) for g in files) == len(set().union(*files)) == 12  # every documented file status
+    assert rds.FILE_DELETED_STATES <= rds.FILE_SUCCESS_STATES
     tasks = [
         rds.TASK_SUCCESS_STATES,
         rds.TASK_FAILURE_STATES,
         rds.TASK_WAITING_STATES,
         rds.TASK_INTERMEDIATE_STATES,
     ]
-    assert set().union(*tasks) == {"NoStart", "Running", "Success", "Failed", "Waiting"}
+    assert sum(len(g) for g in tasks) == len(set().union(*tasks)) == 6
+    assert set().union(*tasks) == {"NoStart", "Running", "Success", "Failed", "Waiting", "Terminated"}
+    assert rds.TASK_TERMINATED_STATES <= rds.TASK_FAILURE_STATES
+    assert rds.TASK_TERMINAL_STATES == rds.TASK_SUCCESS_STATES | rds.TASK_FAILURE_STATES
 
 
 # ---- retries -------------------------------------------------------------------------------------
@@ -371,6 +535,13 @@ def test_wait_hint_is_honoured_and_capped(monkeypatch):
         throttled, what="x", policy=policy, is_transient=lambda e: True, wait_hint=lambda e: next(hints)
     )
     assert slept == [0.5, 2.0]
+
+
+def test_backoff_grows_with_jitter_and_is_capped():
+    policy = RetryPolicy(attempts=9, initial_wait=1.0, max_wait=5.0)
+    for attempt, ceiling in ((1, 1.0), (2, 2.0), (3, 4.0), (4, 5.0), (8, 5.0)):
+        waits = [policy.backoff(attempt) for _ in range(50)]
+        assert all(ceiling / 2 <= w <= ceiling for w in waits)
 
 
 def test_gives_up_after_attempts():
