@@ -120,7 +120,7 @@ class MigrationOperator(BaseOperator):
         budget = self.steps.quota_budget(entries, state.migrate_task_id)
         if budget.spendable >= 1:
             return False
-        decision = self.steps.plan_shipment(state, entries, interval=timedelta(seconds=1), budget=budget)
+        decision = self.steps.plan_shipment(state, entries, interval=timedelta(milliseconds=1), budget=budget)
         if decision.action == "differential":
             self.log.warning("Import quota: %s", decision.reason)
             self.steps.take_backup("DIFF", self.steps.next_backup_name("DIFF"))

@@ -91,7 +91,7 @@ class ShipLogsOperator(MigrationOperator):
             raise AirflowSkipException("The full backup is not restored on RDS yet: not shipping.")
         if not state.pending and not state.in_flight:
             # The DAG's schedule is its cadence: only the quota's pacing can hold a run back.
-            decision = self.steps.plan_shipment(state, entries, interval=timedelta(seconds=1))
+            decision = self.steps.plan_shipment(state, entries, interval=timedelta(milliseconds=1))
             if decision.action == "wait" or decision.not_before > datetime.now(UTC):
                 raise AirflowSkipException(f"Not due yet: {decision.reason}")
 

@@ -229,6 +229,15 @@ def take_log_directly(steps, seq: int):
     )
 
 
+def ship_once(run: Run):
+    """The scheduled log-shipping DAG's task. The quota planner paces imports at least a second apart
+    in these tests (the day scaled to 3.6 s, 18 usable imports), so wait that second first."""
+    from operators.ship_logs import ShipLogsOperator
+
+    time.sleep(1.05)
+    return run(ShipLogsOperator, "ship_logs", mode="once")
+
+
 def migrate_full(stack, spec) -> tuple[Run, str]:
     """The DAG's full branch: backup, upload, create the migration task, wait for the restore."""
     from operators.backup import BackupOperator, UploadBackupOperator
@@ -552,7 +561,7 @@ def test_log_backup_never_recorded_is_shipped_by_the_next_run_in_order(stack, mo
     assert not [e for e in steps.read_ledger() if e.file_name in (orphan_1.file_name, orphan_2.file_name)]
 
     write_rows(stack, "OrdersDB")
-    shipped = run(ShipLogsOperator, "ship_logs", mode="once")
+    shipped = ship_once(run)
     files = rds_files(steps, migrate_task_id)
     assert files[:3] == [full_name, orphan_1.file_name, orphan_2.file_name], files
     assert len(files) == 4 and len(set(files)) == 4
@@ -594,7 +603,7 @@ def test_log_backup_never_recorded_is_shipped_by_the_next_run_in_order(stack, mo
     monkeypatch.setattr(steps_module, "datetime", FrozenClock)
     for _ in range(2):
         write_rows(stack, "OrdersDB")
-        run(ShipLogsOperator, "ship_logs", mode="once")
+        ship_once(run)
     new_files = rds_files(steps, migrate_task_id)[len(files) :]
     assert len(new_files) == 2 and new_files[0] != new_files[1], new_files
     assert_contiguous(steps, rds_files(steps, migrate_task_id))
@@ -608,13 +617,11 @@ def test_log_backup_never_recorded_is_shipped_by_the_next_run_in_order(stack, mo
 def test_foreign_log_backup_stops_shipping_before_any_upload(stack):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from operators.ship_logs import ShipLogsOperator
-
     spec = make_spec(stack, "HrDB")
     steps = steps_for(spec)
     run, migrate_task_id = migrate_full(stack, spec)
     write_rows(stack, "HrDB")
-    run(ShipLogsOperator, "ship_logs", mode="once")
+    ship_once(run)
     files = rds_files(steps, migrate_task_id)
     assert len(files) == 2
 
@@ -631,7 +638,7 @@ def test_foreign_log_backup_stops_shipping_before_any_upload(stack):
     ours_before = len(steps.our_history(EPOCH))
     oss = OssLog(stack)
     with pytest.raises(AirflowFailException) as failure:
-        run(ShipLogsOperator, "ship_logs", mode="once")
+        ship_once(run)
     message = str(failure.value)
     assert "The restore chain cannot continue" in message
     assert "too recent to apply" in message
@@ -645,7 +652,7 @@ def test_foreign_log_backup_stops_shipping_before_any_upload(stack):
 
     # A retry fails the same way at once: no second log backup, still nothing uploaded.
     with pytest.raises(AirflowFailException, match="too recent to apply"):
-        run(ShipLogsOperator, "ship_logs", mode="once")
+        ship_once(run)
     assert oss.writes(steps.ledger_key) == []
     assert len(steps.our_history(EPOCH)) == ours_before + 1
     assert rds_files(steps, migrate_task_id) == files
