@@ -18,12 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import requests
 from airflow.sdk import BaseHook
-from alibabacloud_tea_openapi.exceptions import ServerException, ThrottlingException
-from darabonba.exceptions import RetryError
-from Tea.exceptions import RetryError as TeaRetryError
-from Tea.exceptions import TeaException, UnretryableException
 
 from hooks._retry import RetryPolicy, call_with_retries
 from hooks.rds_errors import advice_for
@@ -94,6 +89,13 @@ def _inner(exc: BaseException) -> BaseException:
 
 def is_transient(exc: BaseException) -> bool:
     """True for errors worth retrying: throttling, 5xx and network failures; never other 4xx."""
+    # The Tea SDK is imported where it is used, not at DAG parse time (operators import this module).
+    import requests
+    from alibabacloud_tea_openapi.exceptions import ServerException, ThrottlingException
+    from darabonba.exceptions import RetryError
+    from Tea.exceptions import RetryError as TeaRetryError
+    from Tea.exceptions import UnretryableException
+
     if isinstance(exc, ThrottlingException | ServerException):
         return True
     code = str(getattr(exc, "code", "") or "")
@@ -293,16 +295,25 @@ def parse_engine_version(engine_version: str) -> tuple[int | None, str]:
 # ---- proxy bypass --------------------------------------------------------------------------------
 
 
-class _DirectAdapter(requests.adapters.HTTPAdapter):
-    """A requests adapter that never uses a proxy (darabonba passes HTTP(S)_PROXY and ignores NO_PROXY)."""
+@functools.cache
+def _direct_adapter_class() -> type:
+    """The requests adapter class, defined on first use (requests is not imported at DAG parse time)."""
+    import requests.adapters
 
-    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        kwargs["proxies"] = {}
-        return super().send(request, *args, **kwargs)
+    class _DirectAdapter(requests.adapters.HTTPAdapter):
+        """A requests adapter that never uses a proxy (darabonba passes HTTP(S)_PROXY, ignores NO_PROXY)."""
+
+        def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+            kwargs["proxies"] = {}
+            return super().send(request, *args, **kwargs)
+
+    return _DirectAdapter
 
 
 def _is_direct_host(protocol: str, host: str) -> bool:
     """True if ``host`` (``name[:port]``) must bypass proxies: loopback, or listed in NO_PROXY."""
+    import requests.utils
+
     hostname = urlsplit(f"//{host}").hostname or ""
     try:
         if ipaddress.ip_address(hostname).is_loopback:
@@ -335,7 +346,8 @@ def _bypass_env_proxy(protocol: str, host: str, max_idle_conns: int | None) -> b
         )
         return False
     session.mount(
-        f"{protocol.lower()}://{host.rstrip('/')}", _DirectAdapter(pool_connections=1, pool_maxsize=pool)
+        f"{protocol.lower()}://{host.rstrip('/')}",
+        _direct_adapter_class()(pool_connections=1, pool_maxsize=pool),
     )
     return True
 
@@ -435,6 +447,11 @@ class RdsMigrationHook(BaseHook):
 
     def _call(self, action: str, method: str, request: Any) -> dict[str, Any]:
         """Call ``client.<method>(request)`` with retries; return the response body as a PascalCase dict."""
+        import requests
+        from darabonba.exceptions import RetryError
+        from Tea.exceptions import RetryError as TeaRetryError
+        from Tea.exceptions import TeaException
+
         fn = getattr(self.client, method)
         try:
             response = call_with_retries(

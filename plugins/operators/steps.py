@@ -14,10 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hooks.mssql import MigrationMsSqlHook
-from hooks.oss import OssMigrationHook
 from hooks.rds import FILE_FAILURE_STATES, FILE_SUCCESS_STATES, RdsMigrationHook
 from rds_migration.chain import BackupRecord, BackupType, RestorePoint, apply, check_next
 from rds_migration.config import MigrationSpec
@@ -33,6 +31,10 @@ from rds_migration.naming import (
     validate_key_prefix,
     worker_backup_path,
 )
+
+if TYPE_CHECKING:  # pymssql and oss2 are imported when a hook is first used, not at DAG parse time
+    from hooks.mssql import MigrationMsSqlHook
+    from hooks.oss import OssMigrationHook
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +93,21 @@ class MigrationSteps:
 
     @cached_property
     def source(self) -> MigrationMsSqlHook:
+        from hooks.mssql import MigrationMsSqlHook
+
         return MigrationMsSqlHook(mssql_conn_id=self.spec.source.mssql_conn_id)
 
     @cached_property
     def target_sql(self) -> MigrationMsSqlHook | None:
+        from hooks.mssql import MigrationMsSqlHook
+
         conn_id = self.spec.target.mssql_conn_id
         return MigrationMsSqlHook(mssql_conn_id=conn_id) if conn_id else None
 
     @cached_property
     def oss(self) -> OssMigrationHook:
+        from hooks.oss import OssMigrationHook
+
         return OssMigrationHook(oss_conn_id=self.spec.oss.oss_conn_id)
 
     @cached_property
