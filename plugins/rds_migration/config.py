@@ -24,6 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from rds_migration.naming import validate_bucket_name, validate_key_prefix
 
 ENTRY_NAME = re.compile(r"[A-Za-z0-9_.-]{1,200}")
+#: The log-shipping DAG's dag_id is the migration DAG's plus this: an entry name ending with it would
+#: give its migration DAG the dag_id of another entry's log-shipping DAG.
+RESERVED_SUFFIX = "__log_shipping"
 _REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)+")
 _INSTANCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
 _CRON_FIELD = re.compile(r"[0-9A-Za-z*,/?#LW-]+")
@@ -39,7 +42,16 @@ SCHEDULE_PRESETS = (
 )
 
 
+def entry_name_ok(name: str) -> bool:
+    """True if ``name`` can be an entry name (it becomes part of dag_ids, pool names, keys)."""
+    return bool(ENTRY_NAME.fullmatch(name)) and not name.endswith(RESERVED_SUFFIX)
+
+
 def _bad_entry_name(name: str) -> str:
+    if ENTRY_NAME.fullmatch(name):
+        return (
+            f"entry name {name!r} must not end with {RESERVED_SUFFIX!r} (reserved for log-shipping dag_ids)"
+        )
     return (
         f"entry name {name!r} cannot be used in an Airflow dag_id: use only letters, digits, "
         "'_', '-' and '.' (at most 200 characters)"
@@ -234,7 +246,7 @@ class MigrationSpec(_Section):
 
     @model_validator(mode="after")
     def _fill_derived(self) -> MigrationSpec:
-        if not ENTRY_NAME.fullmatch(self.name):
+        if not entry_name_ok(self.name):
             raise ValueError(_bad_entry_name(self.name))
         set_ = object.__setattr__  # frozen model: fill derived defaults once, here
         if self.target.database is None:
@@ -423,7 +435,7 @@ def _file_error(result: LoadResult, error: ConfigError, document: Any, only: Col
         result.unreadable.append(error.file)
         return
     for name in names:
-        if ENTRY_NAME.fullmatch(name) and (only is None or entry_key(name) in only):
+        if entry_name_ok(name) and (only is None or entry_key(name) in only):
             result.broken.setdefault(name, error.file)
             result.defined.append((name, error.file))
 
@@ -485,7 +497,7 @@ def load_config(path: str | Path, only: Collection[str] | None = None) -> LoadRe
 
 
 def _load_entry(file: str, name: str, settings: Any, defaults: Mapping[str, Any], result: LoadResult) -> None:
-    name_ok = bool(ENTRY_NAME.fullmatch(name))
+    name_ok = entry_name_ok(name)
     errors_before = len(result.errors)
     _validate_entry(file, name, name_ok, settings, defaults, result)
     if not name_ok:

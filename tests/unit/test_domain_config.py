@@ -284,3 +284,9 @@ def test_config_hash_follows_resolved_settings(tmp_path):
     )
     rebuilt = MigrationSpec.model_validate(settings)
     assert rebuilt == spec and rebuilt.config_hash == spec.config_hash
+
+
+def test_entry_name_must_not_end_with_the_log_shipping_suffix(tmp_path):
+    # "a__log_shipping"'s migration DAG would take the dag_id of entry "a"'s log-shipping DAG.
+    errors = load_config(good_file(tmp_path, ("a__log_shipping", "S"))).errors
+    assert len(errors) == 1 and "must not end with '__log_shipping'" in str(errors[0])
