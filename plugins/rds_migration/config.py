@@ -9,6 +9,7 @@ each naming the file, the entry and the field.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 import re
@@ -270,9 +271,12 @@ class MigrationSpec(_Section):
         """Every setting after defaults and derived values, as plain JSON values (connection ids, no secrets)."""
         return self.model_dump(mode="json")
 
-    @property
+    @functools.cached_property
     def config_hash(self) -> str:
-        """Short fingerprint of :meth:`resolved_settings`: changes exactly when a setting the run uses does."""
+        """Short fingerprint of :meth:`resolved_settings`: changes exactly when a setting the run uses does.
+
+        Cached on the (frozen) spec; pydantic ignores cached properties in ``==`` and ``model_dump``.
+        """
         canonical = json.dumps(self.resolved_settings(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
