@@ -354,14 +354,13 @@ class _QuietStore:
 
 
 def _entries_of(dag_id: str) -> set[str] | None:
-    """Entry keys that can own ``dag_id``; None when it is a file's error DAG (a full load is needed)."""
+    """Entry names that can own ``dag_id``; None when it is a file's error DAG (a full load is needed)."""
     if dag_id.startswith(ERROR_DAG_PREFIX) or not dag_id.startswith(DAG_PREFIX):
         return None
     name = dag_id[len(DAG_PREFIX) :]
-    keys = {entry_key(name)}
     if name.endswith(RESERVED_SUFFIX):
-        keys.add(entry_key(name[: -len(RESERVED_SUFFIX)]))
-    return keys
+        return {name, name[: -len(RESERVED_SUFFIX)]}
+    return {name}
 
 
 def file_error_dag_ids(files: list[str]) -> dict[str, str]:
@@ -414,7 +413,7 @@ def build_all(
     """
     config_dir = Path(config_dir)
     only = _entries_of(only_dag_id) if only_dag_id else None
-    result = load_config_dir(config_dir, only)
+    result = load_config_dir(config_dir, None if only is None else {entry_key(name) for name in only})
     folder_missing = not config_dir.is_dir()
     if folder_missing:
         result.errors.append(

@@ -218,9 +218,10 @@ def plan_entries(
     file its copy came from cannot be read at all (``result.unreadable``), or when the whole config folder
     is missing. A copy the current schema refuses is reported, not used.
 
-    :param only: entry keys being built (a worker's single-DAG parse); None for all.
+    :param only: names of the entries being built (a worker's single-DAG parse); None for all.
     :param folder: the config folder (to name a record's file in errors as the loader does).
     """
+    keys = None if only is None else {entry_key(name) for name in only}
     plan = Plan(errors=list(result.errors))
     for name, spec in result.migrations.items():
         plan.entries[name] = Planned(spec, Path(result.sources[name]).name)
@@ -233,7 +234,8 @@ def plan_entries(
     unreadable = {Path(f).name for f in result.unreadable}
     if unreadable or folder_missing:
         if only is not None:
-            records = [r for r in map(last_good.load, sorted(only)) if r is not None]
+            wanted = sorted(name for name in only if entry_key(name) not in taken)
+            records = [r for r in map(last_good.load, wanted) if r is not None]
         else:
             records = list(last_good.load_all().values())
         for record in sorted(records, key=lambda r: (r.file, r.entry)):
@@ -241,7 +243,7 @@ def plan_entries(
                 candidates.append((record, _errors_of(result.errors, record.file, None)))
     for record, errors in candidates:
         key = entry_key(record.entry)
-        if key in taken or (only is not None and key not in only):
+        if key in taken or (keys is not None and key not in keys):
             continue
         taken.add(key)
         try:

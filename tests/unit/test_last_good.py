@@ -148,3 +148,22 @@ def test_plan_for_one_entry_reads_only_that_copy(tmp_path):
     plan = plan_entries(load_config_dir(folder, only={"hr"}), counting, only={"hr"})
     assert set(plan.entries) == {"hr"} and counting.loads == ["hr"]
     assert "malformed YAML" in str(plan.entries["hr"].broken_by[0])
+
+
+def test_plan_for_one_entry_uses_its_exact_name_and_skips_healthy_entries(tmp_path):
+    folder = tmp_path / "cfg"
+    write(folder, "prod.yaml", ("Sales", "S"))
+    write(folder, "other.yaml", ("hr", "H"))
+    local = FolderStore(tmp_path / "store")
+    result = load_config_dir(folder)
+    remember(plan_entries(result, local), result, local, None)
+    (folder / "prod.yaml").write_text("databases: [unclosed\n")
+    plan = plan_entries(load_config_dir(folder, only={"sales"}), local, only={"Sales"})
+    assert plan.entries["Sales"].spec.source.database == "S"  # found as Sales.json
+
+    class NoReads(FolderStore):
+        def load(self, entry):
+            raise AssertionError(f"a healthy entry's parse read the store for {entry!r}")
+
+    healthy = plan_entries(load_config_dir(folder, only={"hr"}), NoReads(tmp_path / "store"), only={"hr"})
+    assert set(healthy.entries) == {"hr"} and not healthy.entries["hr"].broken_by
