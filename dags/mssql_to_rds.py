@@ -435,9 +435,12 @@ def build_all(
     plan = plan_entries(
         result, ChainedStore(readers), only=only, folder_missing=folder_missing, folder=config_dir
     )
-    if only is None:
-        for problem in remember(plan, result, local, shared, folder_missing=folder_missing):
-            log.warning("mssql_to_rds last good config: %s", problem)
+    if only_dag_id is None:  # the dag-processor's parse; a worker running an error DAG's task never writes
+        problems = remember(plan, result, local, shared, folder_missing=folder_missing)
+        if problems:  # one line, in the dag-processor's log only: not a config error
+            log.warning(
+                "mssql_to_rds: %d problem(s) keeping last good configs, e.g. %s", len(problems), problems[0]
+            )
 
     dags: dict[str, DAG] = {}
 

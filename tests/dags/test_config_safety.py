@@ -246,3 +246,29 @@ def test_settings_are_in_the_dag_and_a_change_is_a_new_version(config_dir, no_ne
     assert new[HR] != hashes[HR] and new[f"{HR}__log_shipping"] != hashes[f"{HR}__log_shipping"]
     assert f"config:{spec_of(changed, HR).config_hash}" in changed.dags[HR].tags
     assert f"config:{spec_of(bag, HR).config_hash}" not in changed.dags[HR].tags
+
+
+def test_only_the_dag_processors_parse_writes_last_good_copies(config_dir, no_network, monkeypatch):
+    (config_dir / "broken.yaml").write_text("databases: [unclosed\n")
+    store = config_dir.parent / "last-good"
+    # A worker running a healthy task, then the error DAG's task (a full load of the folder).
+    assert set(parse(monkeypatch, SALES).dag_ids) == {SALES}
+    assert set(parse(monkeypatch, "mssql_to_rds_config_error__broken").dag_ids) == {
+        "mssql_to_rds_config_error__broken"
+    }
+    assert not store.exists()
+    parse(monkeypatch)
+    assert sorted(p.name for p in store.iterdir()) == ["hr-payroll.json", "sales.json"]
+
+
+def test_an_unwritable_store_is_one_warning_and_the_dags_still_load(
+    config_dir, no_network, monkeypatch, caplog
+):
+    blocker = config_dir.parent / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("MSSQL_RDS_LAST_GOOD_DIR", str(blocker))
+    caplog.set_level(logging.WARNING)
+    bag = parse(monkeypatch)
+    assert {SALES, HR} <= set(bag.dag_ids)
+    warnings = [r.getMessage() for r in caplog.records if "last good" in r.getMessage()]
+    assert len(warnings) == 1 and "2 problem(s) keeping last good configs" in warnings[0]
