@@ -10,7 +10,7 @@ reads only those files (and the last good copies, below): no connection, no netw
   so and names the error; the errors also show in the file's error DAG (``mssql_to_rds_config_error__<file>``).
 - A name defined twice (in two files, or differing only in case) keeps the first valid definition; the
   other is an error in its file's error DAG.
-- Nothing is logged at parse time: workers parse this file too, and a config error would then appear
+- No config error is logged at parse time: workers parse this file too, and it would then appear
   in every healthy task's log. Errors appear only in their error DAG and its task's log.
 
 Last good copies live in ``$MSSQL_RDS_LAST_GOOD_DIR`` (default ``$AIRFLOW_HOME/mssql_rds/last_good_config``,
@@ -426,12 +426,10 @@ def build_all(
         )
     local = FolderStore(last_good_dir)
     shared = VariableStore() if VariableStore.available() else None
-    # A worker trusts the shared copy first (the dag-processor wrote it: the version its runs use).
-    readers = (
-        [_QuietStore(shared), local]
-        if shared and only
-        else [local, *([_QuietStore(shared)] if shared else [])]
-    )
+    readers: list = [local]
+    if shared:
+        # A worker reads the shared copy first: the dag-processor wrote it and built the run's DAG from it.
+        readers.insert(0 if only else 1, _QuietStore(shared))
     plan = plan_entries(
         result, ChainedStore(readers), only=only, folder_missing=folder_missing, folder=config_dir
     )
@@ -456,8 +454,7 @@ def build_all(
     files = [str(p) for p in sorted(config_dir.glob("*.yaml"))] if not folder_missing else []
     for dag_id, errors in _route_errors(plan.errors, has_dags, files).items():
         if wanted(dag_id):
-            error_files = {Path(e.file).name for e in errors}
-            kept = [p for p in plan.entries.values() if p.broken_by and p.file in error_files]
+            kept = [p for p in plan.entries.values() if any(e in errors for e in p.broken_by)]
             dags[dag_id] = build_config_error_dag(dag_id, errors, kept)
     return dags
 

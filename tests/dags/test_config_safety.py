@@ -133,7 +133,10 @@ def test_a_deleted_config_folder_keeps_the_dags_with_an_error(config_dir, no_net
     bag = parse(monkeypatch)
     assert {SALES, HR} <= set(bag.dag_ids)
     [error_dag] = [d for d in bag.dags.values() if "config-error" in d.tags]
-    assert "config folder does not exist" in error_dag.doc_md
+    assert (
+        "config folder does not exist" in error_dag.doc_md
+        and "Kept on their last good config" in error_dag.doc_md
+    )
     assert "config folder does not exist" in bag.dags[SALES].description
 
 
