@@ -24,7 +24,6 @@ from airflow.sdk import BaseHook
 
 from hooks._retry import RetryPolicy, call_with_retries
 from hooks.rds_client import (
-    SDK_ERRORS,
     RdsApiError,
     RdsWaitTimeoutError,
     _bypass_env_proxy,
@@ -35,6 +34,7 @@ from hooks.rds_client import (
     is_transient,
     map_error,
     retry_after_seconds,
+    sdk_errors,
 )
 from hooks.rds_errors import TERMINATED_ADVICE, advice_for
 from hooks.rds_records import (
@@ -225,7 +225,7 @@ class RdsMigrationHook(BaseHook):
                 wait_hint=retry_after_seconds,
                 describe=describe,
             )
-        except SDK_ERRORS as e:
+        except sdk_errors() as e:
             raise map_error(e, action) from e
         return response.body.to_map() if response.body is not None else {}
 

@@ -6,18 +6,16 @@ Pure transport concerns, kept apart from :mod:`hooks.rds` (the hook); everything
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-from alibabacloud_tea_openapi.exceptions import ServerException, ThrottlingException
-from darabonba.exceptions import RetryError
-from Tea.exceptions import RetryError as TeaRetryError
-from Tea.exceptions import TeaException, UnretryableException
-
 from hooks.rds_errors import advice_for
+
+# The Tea SDK and requests are imported where they are used, never at import time: operators import
+# the hook, and the DAG file imports the operators (parse time must stay free of SDKs).
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +59,8 @@ def _inner(exc: BaseException) -> BaseException:
 
 def is_throttling(exc: BaseException) -> bool:
     """Throttling: refused before any work was done, so always safe to repeat."""
+    from alibabacloud_tea_openapi.exceptions import ThrottlingException
+
     return isinstance(exc, ThrottlingException) or str(getattr(exc, "code", "") or "").startswith(
         "Throttling"
     )
@@ -68,6 +68,12 @@ def is_throttling(exc: BaseException) -> bool:
 
 def is_transient(exc: BaseException) -> bool:
     """True for errors worth retrying: throttling, 5xx and network failures; never other 4xx."""
+    import requests
+    from alibabacloud_tea_openapi.exceptions import ServerException
+    from darabonba.exceptions import RetryError
+    from Tea.exceptions import RetryError as TeaRetryError
+    from Tea.exceptions import UnretryableException
+
     if is_throttling(exc) or isinstance(exc, ServerException):
         return True
     code = str(getattr(exc, "code", "") or "")
@@ -147,30 +153,37 @@ def map_error(exc: BaseException, action: str) -> RdsApiError:
     return RdsApiError(code, f"{action} failed: {message}", advice, request_id, status)
 
 
-#: What the SDK raises (wrapped by :func:`map_error`).
-SDK_ERRORS = (
-    TeaException,
-    RetryError,
-    TeaRetryError,
-    ConnectionError,
-    TimeoutError,
-    requests.RequestException,
-)
+@functools.cache
+def sdk_errors() -> tuple[type[BaseException], ...]:
+    """What the SDK raises (wrapped by :func:`map_error`)."""
+    import requests
+    from darabonba.exceptions import RetryError
+    from Tea.exceptions import RetryError as TeaRetryError
+    from Tea.exceptions import TeaException
+
+    return (TeaException, RetryError, TeaRetryError, ConnectionError, TimeoutError, requests.RequestException)
 
 
 # ---- proxy bypass --------------------------------------------------------------------------------
 
 
-class _DirectAdapter(requests.adapters.HTTPAdapter):
+@functools.cache
+def _direct_adapter_class() -> type:
     """A requests adapter that never uses a proxy (darabonba passes HTTP(S)_PROXY and ignores NO_PROXY)."""
+    import requests
 
-    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        kwargs["proxies"] = {}
-        return super().send(request, *args, **kwargs)
+    class DirectAdapter(requests.adapters.HTTPAdapter):
+        def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+            kwargs["proxies"] = {}
+            return super().send(request, *args, **kwargs)
+
+    return DirectAdapter
 
 
 def _is_direct_host(protocol: str, host: str) -> bool:
     """True if ``host`` (``name[:port]``) must bypass proxies: loopback, or listed in NO_PROXY."""
+    import requests
+
     hostname = urlsplit(f"//{host}").hostname or ""
     try:
         if ipaddress.ip_address(hostname).is_loopback:
@@ -203,6 +216,7 @@ def _bypass_env_proxy(protocol: str, host: str, max_idle_conns: int | None) -> b
         )
         return False
     session.mount(
-        f"{protocol.lower()}://{host.rstrip('/')}", _DirectAdapter(pool_connections=1, pool_maxsize=pool)
+        f"{protocol.lower()}://{host.rstrip('/')}",
+        _direct_adapter_class()(pool_connections=1, pool_maxsize=pool),
     )
     return True

@@ -15,10 +15,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hooks.mssql import MigrationMsSqlHook, ServerFacts
-from hooks.oss import OssMigrationHook
 from hooks.rds import (
     FILE_DELETED_STATES,
     FILE_FAILURE_STATES,
@@ -56,6 +54,10 @@ from rds_migration.shipping import (
     Shippable,
     build_chain_state,
 )
+
+if TYPE_CHECKING:  # pymssql and oss2 are imported when a hook is first used, not at DAG parse time
+    from hooks.mssql import MigrationMsSqlHook, ServerFacts
+    from hooks.oss import OssMigrationHook
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +114,8 @@ class MigrationSteps:
 
     @cached_property
     def source(self) -> MigrationMsSqlHook:
+        from hooks.mssql import MigrationMsSqlHook
+
         return MigrationMsSqlHook(mssql_conn_id=self.spec.source.mssql_conn_id)
 
     @cached_property
@@ -120,12 +124,15 @@ class MigrationSteps:
         return self.source.server_facts()
 
     @cached_property
-    def target_sql(self) -> MigrationMsSqlHook | None:
-        conn_id = self.spec.target.mssql_conn_id
-        return MigrationMsSqlHook(mssql_conn_id=conn_id) if conn_id else None
+    def target_sql(self) -> MigrationMsSqlHook:
+        from hooks.mssql import MigrationMsSqlHook
+
+        return MigrationMsSqlHook(mssql_conn_id=self.spec.target.mssql_conn_id)
 
     @cached_property
     def oss(self) -> OssMigrationHook:
+        from hooks.oss import OssMigrationHook
+
         return OssMigrationHook(oss_conn_id=self.spec.oss.oss_conn_id)
 
     @cached_property

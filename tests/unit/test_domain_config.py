@@ -214,3 +214,79 @@ def test_every_field_has_a_description():
                 walk(info.annotation)
 
     walk(MigrationSpec)
+
+
+def test_duplicates_compare_ignoring_case_and_name_the_file_in_use(tmp_path):
+    good_file(tmp_path, ("Sales", "S"), name="a.yaml")
+    second = good_file(tmp_path, ("sales", "S2"), name="b.yaml")
+    result = load_config_dir(tmp_path)
+    assert set(result.migrations) == {"Sales"} and result.sources["Sales"] == str(tmp_path / "a.yaml")
+    [error] = result.errors
+    assert (error.file, error.entry, error.duplicate_of) == (str(second), "sales", str(tmp_path / "a.yaml"))
+    assert "'Sales' in " in error.message and "ignoring case" in error.message
+
+
+def test_first_valid_definition_wins_even_in_a_later_file(tmp_path):
+    first = write(
+        tmp_path, GOOD_DEFAULTS + "databases:" + ENTRY.format(name="sales", db="S") + "    pol: x\n", "a.yaml"
+    )
+    second = good_file(tmp_path, ("sales", "S2"), name="b.yaml")
+    result = load_config_dir(tmp_path)
+    assert result.migrations["sales"].source.database == "S2" and result.sources["sales"] == str(second)
+    assert result.broken == {}
+    by_kind = {(e.file, e.field, e.duplicate_of) for e in result.errors}
+    assert by_kind == {(str(first), "pol", None), (str(first), None, str(second))}
+
+
+def test_broken_entries_and_unreadable_files_are_listed(tmp_path):
+    good_file(tmp_path, ("ok", "O"), name="a.yaml")
+    bad_entry = write(
+        tmp_path,
+        GOOD_DEFAULTS + "databases:" + ENTRY.format(name="fine", db="F") + ENTRY.format(name="bad", db="B")
+        + "    retries: 99\n",
+        "b.yaml",
+    )  # fmt: skip
+    bad_defaults = write(
+        tmp_path, GOOD_DEFAULTS + "  tpyo: 1\ndatabases:" + ENTRY.format(name="d1", db="D"), "c.yaml"
+    )
+    garbled = write(tmp_path, "databases: [unclosed\n", "d.yaml")
+    write(tmp_path, "defaults: {}\ndatabases: {'sales db': {}}\nextra: 1\n", "e.yaml")
+    result = load_config_dir(tmp_path)
+    assert set(result.migrations) == {"ok", "fine"}
+    # An entry with an unusable name never had a DAG: it is not "broken", only reported.
+    assert result.broken == {"bad": str(bad_entry), "d1": str(bad_defaults)}
+    assert result.unreadable == [str(garbled)]
+
+
+def test_only_validates_the_named_entries_but_reports_file_problems(tmp_path):
+    good_file(tmp_path, ("sales", "S"), ("hr", "H"), name="a.yaml")
+    write(tmp_path, GOOD_DEFAULTS + "databases:" + ENTRY.format(name="x", db="X") + "    pol: 1\n", "b.yaml")
+    write(tmp_path, "databases: [unclosed\n", "c.yaml")
+    good_file(tmp_path, ("SALES", "S3"), name="d.yaml")
+    result = load_config_dir(tmp_path, only={"sales"})
+    assert set(result.migrations) == {"sales"}
+    assert sorted((Path(e.file).name, e.entry) for e in result.errors) == [
+        ("c.yaml", None),
+        ("d.yaml", "SALES"),
+    ]
+
+
+def test_config_hash_follows_resolved_settings(tmp_path):
+    spec = load_config(good_file(tmp_path, ("sales", "S"))).migrations["sales"]
+    again = load_config(good_file(tmp_path, ("sales", "S"), name="copy.yaml")).migrations["sales"]
+    assert spec.config_hash == again.config_hash and len(spec.config_hash) == 12
+    changed = load_config(good_file(tmp_path, ("sales", "S"), extra="    retries: 5\n", name="c.yaml"))
+    assert changed.migrations["sales"].config_hash != spec.config_hash
+    # The resolved settings rebuild the same spec (derived values included).
+    settings = spec.resolved_settings()
+    assert (
+        settings["oss"]["prefix"] == "mssql-migration/sales/" and settings["pool"] == "mssql_migration_sales"
+    )
+    rebuilt = MigrationSpec.model_validate(settings)
+    assert rebuilt == spec and rebuilt.config_hash == spec.config_hash
+
+
+def test_entry_name_must_not_end_with_the_log_shipping_suffix(tmp_path):
+    # "a__log_shipping"'s migration DAG would take the dag_id of entry "a"'s log-shipping DAG.
+    errors = load_config(good_file(tmp_path, ("a__log_shipping", "S"))).errors
+    assert len(errors) == 1 and "must not end with '__log_shipping'" in str(errors[0])
