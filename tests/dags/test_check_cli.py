@@ -13,7 +13,7 @@ EXAMPLE = REPO / "include" / "migrations" / "examples" / "example.yaml"
 ENTRY = """
   {name}:
     source: {{mssql_conn_id: src, database: {name}}}
-    target: {{rds_conn_id: rds, instance_id: rm-bp1abc, region: cn-hangzhou}}
+    target: {{rds_conn_id: rds, instance_id: rm-bp1abc, region: cn-hangzhou, mssql_conn_id: rds_tds}}
     oss: {{oss_conn_id: oss, bucket: {bucket}}}
     backup_folder: {{server_path: 'D:\\B', worker_path: /mnt/b}}
 """

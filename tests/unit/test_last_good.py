@@ -12,7 +12,7 @@ from rds_migration.config import load_config_dir
 from rds_migration.last_good import ChainedStore, FolderStore, LastGood, plan_entries, remember
 
 DEFAULTS = """defaults:
-  target: {rds_conn_id: rds, instance_id: rm-bp1abc, region: cn-shanghai}
+  target: {rds_conn_id: rds, instance_id: rm-bp1abc, region: cn-shanghai, mssql_conn_id: rds_tds}
   oss: {oss_conn_id: oss, bucket: my-bucket}
 databases:
 """
