@@ -113,7 +113,7 @@ def write_config(folder: Path, databases: int, files: int) -> list[str]:
         team = f"team{f:02d}"
         lines = [
             "defaults:",
-            f"  target: {{rds_conn_id: rds_{team}, instance_id: rm-bp1{team}x{f:04d}, region: cn-hangzhou}}",
+            f"  target: {{rds_conn_id: rds_{team}, instance_id: rm-bp1{team}x{f:04d}, region: cn-hangzhou, mssql_conn_id: rds_tds_{team}}}",
             f"  oss: {{oss_conn_id: oss_{team}, bucket: acme-{team}-migration}}",
             "  log_shipping: {schedule: '*/15 * * * *', interval_minutes: 10}",
             f"  owner: dba-{team}",

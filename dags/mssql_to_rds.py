@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import DAG, Param, TaskGroup, TriggerRule, get_parsing_context
+from airflow.sdk import DAG, TaskGroup, TriggerRule, get_parsing_context
 from airflow.sdk.exceptions import AirflowFailException
 
 from operators.backup import BackupOperator, UploadBackupOperator
@@ -160,15 +160,6 @@ def build_migration_dag(spec: MigrationSpec, origin: Planned | None = None) -> D
         tags=_tags(spec),
         doc_md=_doc(spec, origin),
         description=_description(spec, origin),
-        params={
-            "start_over": Param(
-                False,
-                type="boolean",
-                title="Start over from a new full backup",
-                description="Terminate the RDS migration task of an earlier run, drop the database it was "
-                "restoring on RDS, and migrate again from a new full backup (never touches an opened database).",
-            )
-        },
     ) as dag:
         preflight = PreflightOperator(task_id="preflight", **common, **files)
         choose = ChooseStartOperator(

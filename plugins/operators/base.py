@@ -194,7 +194,7 @@ class MigrationOperator(BaseOperator):
                 f"RDS lists {', '.join(map(repr, state.unknown))} for migration task {state.migrate_task_id}, "
                 "but neither the source's msdb history nor this migration's ledger knows that file, so its "
                 "place in the restore chain cannot be checked (imported by hand from another database or "
-                "server?). Start over: trigger this DAG with the parameter start_over=true."
+                'server?). Start over: trigger this DAG with the run conf {"start_over": true}.'
             )
 
 

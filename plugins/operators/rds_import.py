@@ -14,11 +14,25 @@ from operators.steps import TASK_TERMINAL_FAILURES
 from rds_migration.chain import BackupRecord
 
 
+def wants_start_over(context: Any) -> bool:
+    """The run was triggered with ``{"start_over": true}`` in its conf (UI: Trigger → advanced JSON; REST:
+    ``conf``; CLI: ``airflow dags trigger -c``). A run conf, not a DAG Param: Params are copied onto every
+    task and schema-checked when the DAG is serialized, which costs seconds at parse time with hundreds
+    of databases."""
+    dag_run = context.get("dag_run")
+    conf = getattr(dag_run, "conf", None) or {}
+    value = conf.get("start_over", False) if isinstance(conf, dict) else False
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
+
+
 class ChooseStartOperator(MigrationOperator, BaseBranchOperator):
     """Branch: start with a full backup, or resume the migration task recorded for the database.
 
-    With the DAG parameter ``start_over`` set, a migration task left by an earlier run is terminated and
-    the database it was restoring on RDS dropped first (never one this run created, never an open one).
+    When the run is triggered with ``{"start_over": true}`` as its conf, a migration task left by an
+    earlier run is terminated and the database it was restoring on RDS dropped first (never one this run
+    created, never an open one).
 
     :param full_task_id: first task of the full-backup branch.
     :param resume_task_id: task to follow when a migration task exists.
@@ -34,7 +48,7 @@ class ChooseStartOperator(MigrationOperator, BaseBranchOperator):
     def choose_branch(self, context: Any) -> str:
         entries = self.steps.read_ledger()
         migrate_task_id = self.steps.find_migration_task_id(entries)
-        start_over = bool((context.get("params") or {}).get("start_over"))
+        start_over = wants_start_over(context)
         if (
             start_over
             and migrate_task_id is not None
@@ -56,13 +70,13 @@ class ChooseStartOperator(MigrationOperator, BaseBranchOperator):
             raise AirflowFailException(
                 f"Migration task {migrate_task_id} is {task.status}: {self.steps.target_database!r} is already "
                 "migrated and open on RDS. Nothing to do; to migrate it again, drop it on RDS first and trigger "
-                "with start_over=true."
+                'with the run conf {"start_over": true}.'
             )
         if task.status in TASK_TERMINAL_FAILURES:
             raise AirflowFailException(
                 f"Migration task {migrate_task_id} is {task.status}: {task.description or 'no description'}. "
                 f"{advice_for(task.description)} It cannot take more backups: trigger this DAG with the "
-                "parameter start_over=true to terminate it, drop the database it was restoring on RDS and "
+                'run conf {"start_over": true} to terminate it, drop the database it was restoring on RDS and '
                 "start again from a new full backup."
             )
         self.log.info("Migration task %s exists (%s): resuming log shipping.", migrate_task_id, task.status)

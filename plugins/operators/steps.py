@@ -610,7 +610,7 @@ class MigrationSteps:
                 "(server_path and worker_path) and clear this task: they are adopted into the chain in LSN order."
             )
         lines.append(
-            "Or start over: trigger this DAG with the parameter start_over=true — the RDS migration task is "
+            'Or start over: trigger this DAG with the run conf {"start_over": true} — the RDS migration task is '
             "terminated, the database being restored on RDS is dropped, and a new full backup starts a new one."
         )
         return "\n".join(lines)

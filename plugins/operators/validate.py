@@ -188,7 +188,7 @@ class ValidateOperator(MigrationOperator):
             "RESTRICTED_USER (applications cannot write to it). Decide: "
             f"(a) go back to the source: on it run ALTER DATABASE [{db}] SET READ_WRITE WITH ROLLBACK IMMEDIATE; "
             f"ALTER DATABASE [{db}] SET MULTI_USER; then drop {target!r} on RDS (console, or the DeleteDatabase "
-            "API) and trigger this DAG with start_over=true to migrate again; or "
+            'API) and trigger this DAG with the run conf {"start_over": true} to migrate again; or '
             f"(b) go live anyway, if the differences are understood: on the target run ALTER DATABASE [{target}] "
             f"SET READ_WRITE WITH ROLLBACK IMMEDIATE; ALTER DATABASE [{target}] SET MULTI_USER."
         )

@@ -50,7 +50,7 @@ def test_migration_dag_shape(config_dir, no_network):
     assert task("open_database").execution_timeout.total_seconds() == 60 * 60
     for task_id in ("validate", "release_target", "rollback"):
         assert task(task_id).execution_timeout is not None, task_id
-    assert dag.params["start_over"] is False
+
     assert task("report").trigger_rule == "all_done"
     # The log chain is serialised by the entry's pool; backup-file readers go to the entry's queue.
     assert task("ship_logs").pool == "mssql_migration_sales"

@@ -643,7 +643,7 @@ def test_foreign_log_backup_stops_shipping_before_any_upload(stack):
     assert "The restore chain cannot continue" in message
     assert "too recent to apply" in message
     assert f"[{foreign[0]['first_lsn']}, {foreign[0]['last_lsn']}) are missing" in message, message
-    assert "adopt_from" in message and "start_over=true" in message and "backup folder" in message
+    assert "adopt_from" in message and '"start_over": true' in message and "backup folder" in message
     # ... and names the other job's file that holds the missing LSNs.
     assert f"to {foreign[0]['physical_device_name']!r}" in message, message
     assert oss.writes(steps.ledger_key) == [], "nothing uploaded"
