@@ -44,6 +44,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -93,7 +94,7 @@ class Processes:
     log_dir: Path
     started: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
 
-    def start(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen:
+    def start(self, name: str, command: list[str], env: dict[str, str], **popen: Any) -> subprocess.Popen:
         log_file = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         process = subprocess.Popen(
             command,
@@ -103,6 +104,7 @@ class Processes:
             env=env,
             cwd=REPO,
             start_new_session=True,  # own process group: its children are stopped with it
+            **popen,
         )
         log_file.close()
         self.started.append((name, process))
@@ -112,7 +114,7 @@ class Processes:
         for name, process in self.started:
             if process.poll() is not None:
                 raise RuntimeError(
-                    f"airflow {name} exited with code {process.returncode}; see {self.log_dir / name}.log"
+                    f"{name} exited with code {process.returncode}; see {self.log_dir / name}.log"
                 )
 
     def stop_all(self) -> None:
@@ -207,8 +209,12 @@ def stop_sandbox(demo_dir: Path, env: dict[str, str]) -> None:
     subprocess.run(command, env=env, cwd=REPO, capture_output=True, check=False)
 
 
-def write_migration_config(demo_dir: Path, log_shipping_schedule: str | None) -> Path:
-    """The migration YAML for the sandbox; the backup folder as SQL Server and as the worker see it."""
+def write_migration_config(
+    demo_dir: Path, log_shipping_schedule: str | None, queue: str | None = None
+) -> Path:
+    """The migration YAML for the sandbox; the backup folder as SQL Server and as the worker see it.
+
+    ``queue`` routes the tasks that read the backup folder (the distributed demo's backup host)."""
     worker_path = demo_dir / "sandbox" / "source-backups" / DATABASE  # sandbox maps D:\Backups here
     worker_path.mkdir(parents=True, exist_ok=True)
     config = {
@@ -233,6 +239,7 @@ def write_migration_config(demo_dir: Path, log_shipping_schedule: str | None) ->
                 "cutover_threshold_mb": 2,
                 "rds_poll_seconds": 2,
                 "approval_timeout_hours": 1,
+                **({"queue": queue} if queue else {}),
             }
         },
     }
@@ -313,10 +320,14 @@ def init_airflow(setup: AirflowSetup, log_dir: Path) -> None:
     )
 
 
-def start_airflow(processes: Processes, setup: AirflowSetup) -> None:
+def start_airflow(
+    processes: Processes, setup: AirflowSetup, wrap: Callable[[str, list[str]], list[str]] | None = None
+) -> None:
+    """Start the components; ``wrap(component, command)`` may run each somewhere else (another host)."""
     for component in COMPONENTS:
         args = ["api-server", "--port", setup.env["AIRFLOW__API__PORT"]] if component == "api-server" else []
-        processes.start(component, airflow_command(*(args or [component])), setup.env)
+        command = airflow_command(*(args or [component]))
+        processes.start(component, wrap(component, command) if wrap else command, setup.env)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -606,6 +617,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--manual-approval", action="store_true", help="do not approve: wait for a person in the UI"
     )
     parser.add_argument(
+        "--executor",
+        choices=("local", "celery"),
+        default="local",
+        help="local: one machine, SQLite (default); celery: PostgreSQL, Redis, a backup-host worker (make demo-celery)",
+    )
+    parser.add_argument(
         "--log-shipping-schedule",
         default="*/2 * * * *",
         help="schedule of the log-shipping DAG (created paused; 'none' for no DAG)",
@@ -634,6 +651,22 @@ def run_demo(args: argparse.Namespace, processes: Processes, cleanup: list) -> i
     init_airflow(setup, demo_dir / "logs")
     say(f"Starting airflow {', '.join(COMPONENTS)}...")
     start_airflow(processes, setup)
+    return run_migration(args, processes, cleanup, setup, config_path)
+
+
+def run_migration(
+    args: argparse.Namespace,
+    processes: Processes,
+    cleanup: list,
+    setup: AirflowSetup,
+    config_path: Path,
+    after_summary: Callable[[AirflowApi, str], bool] | None = None,
+) -> int:
+    """With Airflow starting: trigger the run, answer the approval, follow it, print the summary.
+
+    ``after_summary(api, run_id)`` adds a section (the distributed demo's routing); False fails the demo.
+    """
+    demo_dir = args.demo_dir.resolve()
     api = AirflowApi(setup.api_url, UI_USER, setup.password)
     cleanup.insert(0, api.close)
     wait_for_api(api, processes)
@@ -644,6 +677,8 @@ def run_demo(args: argparse.Namespace, processes: Processes, cleanup: list) -> i
     say(f"Triggered {DAG_ID}, run {run_id}:")
     state = follow_run(api, processes, run_id, auto_approve=not args.manual_approval)
     ok = print_summary(api, setup, run_id, state, config_path)
+    if after_summary is not None:
+        ok = after_summary(api, run_id) and ok
     say("")
     say(f"Logs: {demo_dir / 'logs'} (components: <name>.log; tasks: tasks/)")
     if args.keep_running:
@@ -657,6 +692,12 @@ def run_demo(args: argparse.Namespace, processes: Processes, cleanup: list) -> i
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
+    run = run_demo
+    if args.executor == "celery":
+        from tools import celery_demo
+
+        celery_demo.stop_leftovers(args.demo_dir.resolve())
+        run = celery_demo.run_demo
     prepare_demo_dir(args.demo_dir.resolve())
     processes = Processes(args.demo_dir.resolve() / "logs")
     cleanup: list = [processes.stop_all]
@@ -665,7 +706,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, _raise_on_signal)
     code = 1
     try:
-        code = run_demo(args, processes, cleanup)
+        code = run(args, processes, cleanup)
     except KeyboardInterrupt:
         say("\nInterrupted.")
         code = 130
