@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -99,7 +100,10 @@ def test_no_password_in_logs_or_output(demo_run):
 
 
 def test_everything_it_started_is_stopped(demo_run):
-    demo_dir, _ = demo_run
+    assert_nothing_left(demo_run[0])
+
+
+def assert_nothing_left(demo_dir: Path) -> None:
     assert not (demo_dir / "services" / "postgres" / "data" / "postmaster.pid").exists()
     config = (demo_dir / "services" / "redis" / "redis.conf").read_text()
     port = int(next(line.split()[1] for line in config.splitlines() if line.startswith("port ")))
@@ -115,3 +119,29 @@ def test_everything_it_started_is_stopped(demo_run):
             if str(demo_dir) in cmdline:
                 leftovers.append(cmdline)
     assert leftovers == []
+
+
+def test_interrupted_demo_stops_everything():
+    """SIGINT (Ctrl-C) while the workers start: exit 130, PostgreSQL stopped, no process left behind."""
+    demo_dir = Path(tempfile.mkdtemp(prefix="celery-demo-int-"))
+    demo_dir.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    command = [sys.executable, "-m", "tools.demo", "--executor", "celery", "--demo-dir", str(demo_dir)]
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            if line.startswith("Starting airflow"):
+                break
+        assert seen and seen[-1].startswith("Starting airflow"), "".join(seen)
+        assert (demo_dir / "services" / "postgres" / "data" / "postmaster.pid").exists()
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=120)
+        assert process.returncode == 130, "".join(seen) + rest
+        assert "Interrupted." in rest
+        assert_nothing_left(demo_dir)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        shutil.rmtree(demo_dir, ignore_errors=True)
