@@ -17,6 +17,7 @@ import secrets
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -107,7 +108,7 @@ def _run(command: list[str], run_as: RunAs, log_path: Path, what: str, env: dict
         raise ServiceError(f"{what} failed (exit {result.returncode}); see {log_path}")
 
 
-def _wait_for_port(port: int, what: str, alive: callable) -> None:
+def _wait_for_port(port: int, what: str, alive: Callable[[], bool]) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if not alive():
@@ -242,5 +243,5 @@ class Redis:
     def command(self) -> list[str]:
         return [str(redis_binary()), str(self.folder / "redis.conf")]
 
-    def wait_ready(self, alive: callable) -> None:
+    def wait_ready(self, alive: Callable[[], bool]) -> None:
         _wait_for_port(self.port, "redis-server", alive)
