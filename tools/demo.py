@@ -44,7 +44,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -96,18 +96,19 @@ class Processes:
 
     def start(self, name: str, command: list[str], env: dict[str, str], **popen: Any) -> subprocess.Popen:
         log_file = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=REPO,
-            start_new_session=True,  # own process group: its children are stopped with it
-            **popen,
-        )
+        with _signals_held():  # an interrupt inside Popen would leave a child we never learn about
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=REPO,
+                start_new_session=True,  # own process group: its children are stopped with it
+                **popen,
+            )
+            self.started.append((name, process))
         log_file.close()
-        self.started.append((name, process))
         return process
 
     def check_alive(self) -> None:
@@ -128,6 +129,21 @@ class Processes:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=5)
         self.started.clear()
+
+
+@contextlib.contextmanager
+def _signals_held() -> Generator[None, None, None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP while a child starts and is recorded; raise them afterwards."""
+    held: list[int] = []
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, lambda signum, _frame: held.append(signum)) for signum in stops}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if held:
+        raise KeyboardInterrupt(f"signal {held[0]}")
 
 
 def _signal_group(process: subprocess.Popen, signum: int) -> None:
