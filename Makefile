@@ -1,11 +1,12 @@
 # Two entry points on a fresh clone: `make demo` (a full migration rehearsal
-# against the local sandbox) and `make test` (lint + the whole test suite).
+# against the local sandbox) and `make test` (lint + the whole test suite);
+# `make demo-celery` runs the rehearsal on a distributed (Celery) Airflow.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint pytest demo venv pins bench clean
+.PHONY: test lint pytest demo demo-celery services venv pins bench clean
 
 test: lint pytest
 
@@ -23,11 +24,20 @@ lint: $(STAMP)
 	$(BIN)/ruff check dags plugins sandbox tests bench tools
 	$(BIN)/ruff format --check dags plugins sandbox tests bench tools
 
-pytest: $(STAMP)
+# The suite runs the distributed demo, which needs PostgreSQL and Redis (Debian packages).
+pytest: $(STAMP) services
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)
 	$(BIN)/python -m tools.demo
+
+# The same rehearsal on a distributed Airflow: CeleryExecutor, PostgreSQL, Redis, a backup-host worker.
+demo-celery: $(STAMP) services
+	$(BIN)/python -m tools.demo --executor celery
+
+# PostgreSQL and Redis from Debian's packages, installed only when their binaries are missing.
+services:
+	@bash tools/install_services.sh
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.chain_validator

@@ -44,6 +44,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -94,26 +95,28 @@ class Processes:
     log_dir: Path
     started: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
 
-    def start(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen:
+    def start(self, name: str, command: list[str], env: dict[str, str], **popen: Any) -> subprocess.Popen:
         log_file = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=REPO,
-            start_new_session=True,  # own process group: its children are stopped with it
-        )
+        with _signals_held():  # an interrupt inside Popen would leave a child we never learn about
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=REPO,
+                start_new_session=True,  # own process group: its children are stopped with it
+                **popen,
+            )
+            self.started.append((name, process))
         log_file.close()
-        self.started.append((name, process))
         return process
 
     def check_alive(self) -> None:
         for name, process in self.started:
             if process.poll() is not None:
                 raise RuntimeError(
-                    f"airflow {name} exited with code {process.returncode}; see {self.log_dir / name}.log"
+                    f"{name} exited with code {process.returncode}; see {self.log_dir / name}.log"
                 )
 
     def stop_all(self) -> None:
@@ -127,6 +130,21 @@ class Processes:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=5)
         self.started.clear()
+
+
+@contextlib.contextmanager
+def _signals_held() -> Generator[None, None, None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP while a child starts and is recorded; raise them afterwards."""
+    held: list[int] = []
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, lambda signum, _frame: held.append(signum)) for signum in stops}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if held:
+        raise KeyboardInterrupt(f"signal {held[0]}")
 
 
 def _signal_group(process: subprocess.Popen, signum: int) -> None:
@@ -208,8 +226,12 @@ def stop_sandbox(demo_dir: Path, env: dict[str, str]) -> None:
     subprocess.run(command, env=env, cwd=REPO, capture_output=True, check=False)
 
 
-def write_migration_config(demo_dir: Path, log_shipping_schedule: str | None) -> Path:
-    """The migration YAML for the sandbox; the backup folder as SQL Server and as the worker see it."""
+def write_migration_config(
+    demo_dir: Path, log_shipping_schedule: str | None, queue: str | None = None
+) -> Path:
+    """The migration YAML for the sandbox; the backup folder as SQL Server and as the worker see it.
+
+    ``queue`` routes the tasks that read the backup folder (the distributed demo's backup host)."""
     worker_path = demo_dir / "sandbox" / "source-backups" / DATABASE  # sandbox maps D:\Backups here
     worker_path.mkdir(parents=True, exist_ok=True)
     config = {
@@ -237,6 +259,7 @@ def write_migration_config(demo_dir: Path, log_shipping_schedule: str | None) ->
                 # Like every sandbox timing, the quota's day is scaled down (to 72 s): the planner then
                 # paces imports 4 s apart instead of 80 minutes, within the sandbox's 20 per day.
                 "import_quota": {"window_hours": 0.02},
+                **({"queue": queue} if queue else {}),
             }
         },
     }
@@ -317,10 +340,14 @@ def init_airflow(setup: AirflowSetup, log_dir: Path) -> None:
     )
 
 
-def start_airflow(processes: Processes, setup: AirflowSetup) -> None:
+def start_airflow(
+    processes: Processes, setup: AirflowSetup, wrap: Callable[[str, list[str]], list[str]] | None = None
+) -> None:
+    """Start the components; ``wrap(component, command)`` may run each somewhere else (another host)."""
     for component in COMPONENTS:
         args = ["api-server", "--port", setup.env["AIRFLOW__API__PORT"]] if component == "api-server" else []
-        processes.start(component, airflow_command(*(args or [component])), setup.env)
+        command = airflow_command(*(args or [component]))
+        processes.start(component, wrap(component, command) if wrap else command, setup.env)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -633,6 +660,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--manual-approval", action="store_true", help="do not approve: wait for a person in the UI"
     )
     parser.add_argument(
+        "--executor",
+        choices=("local", "celery"),
+        default="local",
+        help="local: one machine, SQLite (default); celery: PostgreSQL, Redis, a backup-host worker (make demo-celery)",
+    )
+    parser.add_argument(
         "--log-shipping-schedule",
         default="*/2 * * * *",
         help="schedule of the log-shipping DAG (created paused; 'none' for no DAG)",
@@ -661,6 +694,22 @@ def run_demo(args: argparse.Namespace, processes: Processes, cleanup: list) -> i
     init_airflow(setup, demo_dir / "logs")
     say(f"Starting airflow {', '.join(COMPONENTS)}...")
     start_airflow(processes, setup)
+    return run_migration(args, processes, cleanup, setup, config_path)
+
+
+def run_migration(
+    args: argparse.Namespace,
+    processes: Processes,
+    cleanup: list,
+    setup: AirflowSetup,
+    config_path: Path,
+    after_summary: Callable[[AirflowApi, str], bool] | None = None,
+) -> int:
+    """With Airflow starting: trigger the run, answer the approval, follow it, print the summary.
+
+    ``after_summary(api, run_id)`` adds a section (the distributed demo's routing); False fails the demo.
+    """
+    demo_dir = args.demo_dir.resolve()
     api = AirflowApi(setup.api_url, UI_USER, setup.password)
     cleanup.insert(0, api.close)
     wait_for_api(api, processes)
@@ -671,6 +720,8 @@ def run_demo(args: argparse.Namespace, processes: Processes, cleanup: list) -> i
     say(f"Triggered {DAG_ID}, run {run_id}:")
     state = follow_run(api, processes, run_id, auto_approve=not args.manual_approval)
     ok = print_summary(api, setup, run_id, state, config_path)
+    if after_summary is not None:
+        ok = after_summary(api, run_id) and ok
     say("")
     say(f"Logs: {demo_dir / 'logs'} (components: <name>.log; tasks: tasks/)")
     if args.keep_running:
@@ -684,6 +735,12 @@ def run_demo(args: argparse.Namespace, processes: Processes, cleanup: list) -> i
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
+    run = run_demo
+    if args.executor == "celery":
+        from tools import celery_demo
+
+        celery_demo.stop_leftovers(args.demo_dir.resolve())
+        run = celery_demo.run_demo
     prepare_demo_dir(args.demo_dir.resolve())
     processes = Processes(args.demo_dir.resolve() / "logs")
     cleanup: list = [processes.stop_all]
@@ -692,7 +749,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, _raise_on_signal)
     code = 1
     try:
-        code = run_demo(args, processes, cleanup)
+        code = run(args, processes, cleanup)
     except KeyboardInterrupt:
         say("\nInterrupted.")
         code = 130
