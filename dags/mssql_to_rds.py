@@ -167,7 +167,8 @@ def build_migration_dag(spec: MigrationSpec, origin: Planned | None = None) -> D
         )
         resume = EmptyOperator(task_id="resume")
         with TaskGroup("full", prefix_group_id=False):
-            full = BackupOperator(task_id="full_backup", kind="FULL", **common, **chain)
+            # Routed with the readers: a retry checks that the file it took is in the folder.
+            full = BackupOperator(task_id="full_backup", kind="FULL", **common, **chain, **files)
             upload = UploadBackupOperator(
                 task_id="upload_full", backup_task_id="full_backup", **common, **files
             )

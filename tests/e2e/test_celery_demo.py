@@ -27,7 +27,15 @@ from tools import celery_demo
 REPO = Path(__file__).resolve().parents[2]
 DEMO_TIMEOUT_S = 20 * 60
 # Tasks the DAG routes to the entry's queue because they read the backup folder (dags/mssql_to_rds.py).
-BACKUP_READERS = {"preflight", "upload_full", "wait_full_restored", "ship_logs", "upload_tail", "apply_tail"}
+BACKUP_READERS = {
+    "preflight",
+    "full_backup",
+    "upload_full",
+    "wait_full_restored",
+    "ship_logs",
+    "catch_up",
+    "cutover",
+}
 # Every test shares one demo run (module fixture): whichever runs first pays for it.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(DEMO_TIMEOUT_S + 120)]
 
@@ -71,7 +79,12 @@ def test_backup_readers_ran_on_the_backup_host_and_nothing_else_did(demo_run):
         assert tasks[task_id]["hostname"] == "backup-host", task_id
         assert tasks[task_id]["state"] == "success", task_id
     others = [row for row in tasks.values() if not row["reads_backup_folder"] and row["hostname"]]
-    assert {row["task_id"] for row in others} >= {"full_backup", "freeze_source", "open_database", "validate"}
+    assert {row["task_id"] for row in others} >= {
+        "choose_start",
+        "open_database",
+        "validate",
+        "release_target",
+    }
     assert all(row["hostname"] == "worker-1" and row["queue"] == "default" for row in others), others
 
 
