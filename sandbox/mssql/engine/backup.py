@@ -231,6 +231,7 @@ def _backup(ex: Executor, name: str, args: dict, statement: str) -> None:
     if transfer is not None and (transfer < 65536 or transfer > 4194304 or transfer % 65536):
         raise SqlError(3217, 16, 1, "Invalid value specified for MAXTRANSFERSIZE parameter.")
     target = media.BackupMedia(device_sets, files)
+    settings["fault"] = inst.faults.take(db.name, args["kind"], device_sets[0][0])
     if args["kind"] == "DATABASE":
         kind = "I" if "DIFFERENTIAL" in options else "D"
         backup_database(inst, ex, db, target, kind, settings)
@@ -282,6 +283,24 @@ def _begin_running(db: Database, kind: str) -> None:
     db.running = running
 
 
+def _fault_midway(ex: Executor, fault: str | None) -> None:
+    """An injected fault half-way through the backup (engine/faults.py): nothing reaches msdb."""
+    if fault == "kill":  # as KILL <spid> from another session: the batch stops, the connection closes
+        ex.session.killed = True
+        if ex.session.on_kill is not None:
+            ex.session.on_kill()
+        raise ex.inst.kill_error()
+    if fault == "drop":  # the network fails; the server notices at its next write and aborts
+        ex.inst.drop_connection(ex.session)
+        raise errors.backup_aborted()
+
+
+def _fault_after_commit(ex: Executor, fault: str | None) -> None:
+    """The connection fails after the backup was recorded in msdb, before the client has the answer."""
+    if fault == "drop_after_commit":
+        ex.inst.drop_connection(ex.session)
+
+
 def _end_running(db: Database, kind: str) -> None:
     if db.running:
         db.running.pop("D" if kind in ("D", "I") else "L", None)
@@ -327,6 +346,7 @@ def backup_database(
         )
         writer = _open_writer(target, settings, progress)
         writer.copy_file(backupfile.FRAME_SNAPSHOT, snapshot, ex.cancel)
+        _fault_midway(ex, settings["fault"])
         writer.padding(pad, ex.cancel)
         with db.log.lock:  # the backup ends here: it is consistent at last_lsn
             last_lsn = db.log.next_lsn
@@ -347,6 +367,7 @@ def backup_database(
             _end_running(db, kind)
     _after_database_backup(inst, db, kind, header, settings)
     msdb.record_backup(inst, header, target.devices, target.family_ids)
+    _fault_after_commit(ex, settings["fault"])
     seconds = time.monotonic() - started
     data_pages = _pages(int(header["BackupSize"]) - header["Sandbox"]["log_bytes"])
     log_pages = _pages(header["Sandbox"]["log_bytes"])
@@ -467,6 +488,7 @@ def backup_log(
         )
         writer = _open_writer(target, settings, progress)
         _write_log_frames(writer, records)
+        _fault_midway(ex, settings["fault"])
         writer.padding(pad, ex.cancel)
         progress.finish()
         header = _make_header(
@@ -504,6 +526,7 @@ def backup_log(
         with inst.lock:
             _end_running(db, "L")
     msdb.record_backup(inst, header, target.devices, target.family_ids)
+    _fault_after_commit(ex, settings["fault"])
     seconds = time.monotonic() - started
     pages = _pages(int(header["BackupSize"])) if records else 0
     ex.emit(

@@ -19,6 +19,7 @@ databases:
     user_access: MULTI_USER            # or SINGLE_USER, RESTRICTED_USER
     read_only: false
     tables: [{name: orders, rows: 1000}]
+faults: {backup_fault_rate: 0.0, backup_fault_kinds: [kill, drop, drop_after_commit], seed: 7}
 ```
 """
 
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from sandbox.mssql.engine import history, language, security, servertime
 from sandbox.mssql.engine.database import RECOVERY_MODELS
+from sandbox.mssql.engine.faults import BackupFaults
 
 KNOWN_KEYS = {
     "name",
@@ -39,6 +41,7 @@ KNOWN_KEYS = {
     "databases",
     "timezone",
     "empty_log_restore",
+    "faults",
 }
 EMPTY_LOG_RESTORE = ("accept", "refuse")
 DB_KEYS = {
@@ -97,6 +100,10 @@ def build_instance(cls, cfg: dict, base_dir: Path, clock=None):
     )
     inst = cls(name, version, edition, data_dir, mapped, logins, clock=clock, timezone=timezone)
     inst.empty_log_restore = empty_log
+    try:
+        inst.faults = BackupFaults.from_config(cfg.get("faults"))
+    except ValueError as e:
+        _require(False, str(e))
     databases = cfg.get("databases") or {}
     _require(isinstance(databases, dict), "databases: expected a mapping of database name -> settings")
     histories = []

@@ -301,6 +301,9 @@ class Executor:
     def _checkpoint(self, stmt: Stmt) -> None:
         self.inst.checkpoint(self.inst.database(self.session.database))
 
+    def _kill(self, stmt: Stmt) -> None:
+        self.inst.kill(self.session, stmt.args["spid"])
+
     # -- EXEC ----------------------------------------------------------------------------------
     def _exec_dynamic(self, stmt: Stmt) -> None:
         sql = self.eval(stmt.args["expr"])

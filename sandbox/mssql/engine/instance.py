@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from sandbox.clock import SandboxClock
 from sandbox.mssql.engine import admin, backup, errors, language, security
 from sandbox.mssql.engine.database import RECOVERY_MODELS, USER_ACCESS, Database
+from sandbox.mssql.engine.faults import BackupFaults
 from sandbox.mssql.engine.functions import write_context
 from sandbox.mssql.engine.lexer import quote_ident
 from sandbox.mssql.engine.txlog import split_lsn
@@ -50,7 +51,8 @@ class Session:
     host_name: str = ""
     tran_count: int = 0
     killed: bool = False
-    on_kill: Callable[[], None] | None = None
+    on_kill: Callable[[], None] | None = None  # the protocol layer drops the connection (KILL)
+    on_drop: Callable[[], None] | None = None  # the protocol layer drops the connection (network failure)
     request: dict | None = None
     rowcount: int = 0
     identity: int | None = None
@@ -85,6 +87,7 @@ class Instance:
         self.clock = clock if clock is not None else SandboxClock()  # "now" comes only from here
         self.timezone = timezone  # the server's own time zone (GETDATE, msdb dates)
         self.empty_log_restore = "accept"  # RESTORE LOG of an empty log at the restore point (config)
+        self.faults = BackupFaults()  # injected BACKUP faults (config ``faults:``; engine/faults.py)
         self.name = name
         self.product_version = product_version
         self.edition = edition
@@ -398,15 +401,39 @@ class Instance:
             if session.killed and session.in_transaction:
                 self.rollback(session)
 
-    def kill_session(self, victim: Session) -> None:
-        """Roll back and mark a session killed (ALTER DATABASE ... WITH ROLLBACK IMMEDIATE)."""
+    def kill(self, session: Session, spid: int) -> None:
+        """``KILL <spid>`` (Microsoft, "KILL (Transact-SQL)"): needs ALTER ANY CONNECTION (sysadmin,
+        processadmin); the victim's batch stops, its transaction rolls back, its connection closes."""
+        if not security.has_server_permission(self, session, "ALTER ANY CONNECTION"):
+            raise SqlError(6102, 14, 1, "User does not have permission to use the KILL statement.")
+        if spid == session.spid:
+            raise SqlError(6104, 16, 1, "Cannot use KILL to kill your own process.")
+        with self.lock:
+            victim = self.sessions.get(spid)
+        if victim is None or victim.killed:
+            raise SqlError(6106, 16, 2, f"Process ID {spid} is not an active process ID.")
+        self.kill_session(victim, drop_first=True)
+
+    def drop_connection(self, session: Session) -> None:
+        """The session's client connection fails (a network fault): the protocol layer closes it."""
+        if session.on_drop is not None:
+            session.on_drop()
+
+    def kill_session(self, victim: Session, *, drop_first: bool = False) -> None:
+        """Roll back and mark a session killed (ALTER DATABASE ... WITH ROLLBACK IMMEDIATE, KILL).
+
+        :param drop_first: close the victim's connection at once, which also cancels a long statement
+            (a BACKUP) that only looks at the kill between its steps (KILL).
+        """
         victim.killed = True
+        if drop_first and victim.on_kill is not None:
+            victim.on_kill()
         deadline = time.monotonic() + 5
         while victim.request is not None and time.monotonic() < deadline:
             time.sleep(0.01)  # let the running batch notice the kill and stop
         if victim.in_transaction:
             self.rollback(victim)
-        if victim.on_kill is not None:
+        if victim.on_kill is not None and not drop_first:
             try:
                 victim.on_kill()
             except Exception:  # noqa: BLE001 - the protocol layer's callback must not break ALTER DATABASE

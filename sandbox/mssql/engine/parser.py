@@ -21,7 +21,7 @@ from sandbox.mssql.results import SqlError
 STATEMENT_STARTS = frozenset(
     """SELECT INSERT UPDATE DELETE DECLARE SET EXEC EXECUTE IF ELSE BEGIN END COMMIT ROLLBACK PRINT THROW
     RAISERROR BACKUP RESTORE DBCC ALTER CREATE DROP USE WAITFOR RETURN CHECKPOINT TRUNCATE MERGE WHILE SAVE
-    GO GRANT DENY REVOKE""".split()
+    GO GRANT DENY REVOKE KILL""".split()
 )
 UNSUPPORTED = 40000
 
@@ -355,6 +355,17 @@ class Parser:
     def _st_CHECKPOINT(self) -> Stmt:
         self.next()
         return Stmt("checkpoint", "")
+
+    def _st_KILL(self) -> Stmt:
+        """``KILL <session id>``: a constant only (KILL @var is a syntax error in SQL Server too)."""
+        self.next()
+        tok = self.next()
+        if tok.kind != "num" or not str(tok.value).isdigit():
+            raise syntax_error(tok)
+        if self.accept_word("WITH"):
+            self.collect_rest()
+            raise unsupported("KILL ... WITH STATUSONLY")
+        return Stmt("kill", "", {"spid": int(tok.value)})
 
     def _st_BACKUP(self) -> Stmt:
         self.next()
