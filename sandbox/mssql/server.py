@@ -241,9 +241,8 @@ class TdsConnection:
             # KILL / ALTER DATABASE ... WITH ROLLBACK IMMEDIATE: SQL Server drops the victim's connection.
             self.session.on_kill = lambda: self.loop.call_soon_threadsafe(self.abort)
         if hasattr(self.session, "on_drop"):
-            self.session.on_drop = lambda: self.loop.call_soon_threadsafe(
-                self.abort
-            )  # injected network fault
+            # An injected network fault (sandbox.mssql.engine.faults): the connection drops, nothing more.
+            self.session.on_drop = lambda: self.loop.call_soon_threadsafe(self.abort)
         database = getattr(self.session, "database", None) or login.database or "master"
         log.info(
             "login %r to %r from %s (TDS %s, app %r, language %r)",
