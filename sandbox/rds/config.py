@@ -64,6 +64,8 @@ class TimingConfig:
 
 #: What an injected ambiguous CreateMigrateTask failure does after the import was accepted (R5).
 CREATE_FAULTS = ("accept_then_500", "accept_then_drop", "accept_then_slow")
+#: How an injected file failure shows: the download from OSS breaks off, or the RESTORE hits an I/O error.
+FILE_FAULTS = ("download_failed", "restore_failed")
 
 
 @dataclasses.dataclass
@@ -82,7 +84,14 @@ class FaultConfig:
         ``accept_then_drop`` (TCP connection closed without a response), ``accept_then_slow`` (the
         response comes after ``slow_answer_s``, later than the client's read timeout).
     :param slow_answer_s: delay of ``accept_then_slow``.
+    :param file_failure_rate: probability that an accepted *incremental* import fails once: its file stops
+        in ``DownloadFailed`` or ``RestoreFailed`` (``file_failure_kinds``); importing the same file again
+        succeeds (see ``RdsConfig.reimport_failed_files``). A failed full import is a start over, not a
+        transient fault, so fulls are left alone.
+    :param file_failure_kinds: the kinds drawn: ``download_failed``, ``restore_failed``.
     :param seed: seed of the random generator drawing the faults.
+
+    Every fault injected is counted in :attr:`injected` (by kind), for the chaos figures.
     """
 
     latency_ms: float = 0.0
@@ -94,15 +103,20 @@ class FaultConfig:
     ambiguous_create_rate: float = 0.0
     ambiguous_create_kinds: list[str] = dataclasses.field(default_factory=lambda: list(CREATE_FAULTS))
     slow_answer_s: float = 15.0
+    file_failure_rate: float = 0.0
+    file_failure_kinds: list[str] = dataclasses.field(default_factory=lambda: list(FILE_FAULTS))
     seed: int | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._random = random.Random(self.seed)
         self._next_creates: collections.deque[str] = collections.deque()
+        self._next_file_failures: collections.deque[str] = collections.deque()
+        self._failed_once: set[str] = set()  # object keys a file fault already hit
+        self.injected: collections.Counter[str] = collections.Counter()
 
     def validate(self) -> None:
-        for name in ("throttle_rate", "error_5xx_rate", "ambiguous_create_rate"):
+        for name in ("throttle_rate", "error_5xx_rate", "ambiguous_create_rate", "file_failure_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise RdsConfigError(f"rds.faults.{name}: must be a probability between 0 and 1")
         if self.latency_ms < 0 or self.retry_after_ms <= 0:
@@ -115,6 +129,10 @@ class FaultConfig:
             _choice("rds.faults.ambiguous_create_kinds", kind, CREATE_FAULTS)
         if self.slow_answer_s < 0:
             raise RdsConfigError("rds.faults.slow_answer_s: must be >= 0")
+        if not self.file_failure_kinds:
+            raise RdsConfigError("rds.faults.file_failure_kinds: must name at least one kind")
+        for kind in self.file_failure_kinds:
+            _choice("rds.faults.file_failure_kinds", kind, FILE_FAULTS)
 
     def update(self, **changes: Any) -> None:
         """Change fault settings at run time (validated; unknown names rejected)."""
@@ -138,10 +156,13 @@ class FaultConfig:
     def applies_to(self, action: str) -> bool:
         return self.actions is None or action in self.actions
 
-    def draw(self, rate: float) -> bool:
-        """One seeded draw: True with probability ``rate``."""
+    def draw(self, rate: float, kind: str | None = None) -> bool:
+        """One seeded draw: True with probability ``rate`` (counted under ``kind`` when it fires)."""
         with self._lock:
-            return bool(rate) and self._random.random() < rate
+            fired = bool(rate) and self._random.random() < rate
+            if fired and kind:
+                self.injected[kind] += 1
+            return fired
 
     def next_create(self, kind: str) -> None:
         """Make the next accepted CreateMigrateTask fail ambiguously in this way (one shot, tests)."""
@@ -152,11 +173,35 @@ class FaultConfig:
     def take_create_fault(self) -> str | None:
         """The fault for an accepted CreateMigrateTask: a queued one-shot, else drawn at the rate."""
         with self._lock:
+            kind = None
             if self._next_creates:
-                return self._next_creates.popleft()
-            if self.ambiguous_create_rate and self._random.random() < self.ambiguous_create_rate:
-                return self._random.choice(self.ambiguous_create_kinds)
-        return None
+                kind = self._next_creates.popleft()
+            elif self.ambiguous_create_rate and self._random.random() < self.ambiguous_create_rate:
+                kind = self._random.choice(self.ambiguous_create_kinds)
+            if kind is not None:
+                self.injected[kind] += 1
+            return kind
+
+    def next_file_failure(self, kind: str) -> None:
+        """Make the next accepted incremental import fail once in this way (one shot)."""
+        _choice("faults.next_file_failure", kind, FILE_FAULTS)
+        with self._lock:
+            self._next_file_failures.append(kind)
+
+    def take_file_failure(self, key: str) -> str | None:
+        """The fault for an accepted incremental import of ``key``: never twice for the same object."""
+        with self._lock:
+            if key in self._failed_once:
+                return None
+            kind = None
+            if self._next_file_failures:
+                kind = self._next_file_failures.popleft()
+            elif self.file_failure_rate and self._random.random() < self.file_failure_rate:
+                kind = self._random.choice(self.file_failure_kinds)
+            if kind is not None:
+                self._failed_once.add(key)
+                self.injected[kind] += 1
+            return kind
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -202,6 +247,10 @@ class RdsConfig:
         ``InvalideStatus``, resp. ``InvalidTaskType.Invalid``); terminating the parent stops its children.
     :param terminate_drops_database: whether TerminateMigrateTask also drops the RESTORING database
         (UNKNOWN, R3); when kept, DeleteDatabase removes it.
+    :param reimport_failed_files: whether a migration task whose incremental file failed (task
+        ``Failed``, database still RESTORING) accepts that file again: UNKNOWN ([META] documents
+        ``InvalideStatus`` "Parent migrate task status is invalid" for a parent that cannot take a
+        file, not which states those are). ``false``: such a task answers ``InvalideStatus``.
     :param terminate_updf_tasks: whether TerminateMigrateTask accepts an Access Pending (UPDF) task;
         [META] answers ``InvalidTaskType.Invalid`` "Migrate task type Incremental is not supported,
         only support FULL backup migrate task", and whether UPDF counts as "Incremental" is UNKNOWN.
@@ -228,6 +277,7 @@ class RdsConfig:
     daily_quota_code: str = "UploadLimitExceeded"
     incremental_task_id: str = "same"
     terminate_drops_database: bool = False
+    reimport_failed_files: bool = True
     terminate_updf_tasks: bool = True
     file_name_style: str = "name"
     timing: TimingConfig = dataclasses.field(default_factory=TimingConfig)
@@ -267,7 +317,12 @@ class RdsConfig:
         _choice("rds.daily_quota_code", self.daily_quota_code, ("UploadLimitExceeded", "ExceedUploadTime"))
         _choice("rds.incremental_task_id", self.incremental_task_id, ("same", "child"))
         _choice("rds.file_name_style", self.file_name_style, ("name", "key"))
-        for name in ("oss_authorized", "terminate_drops_database", "terminate_updf_tasks"):
+        for name in (
+            "oss_authorized",
+            "terminate_drops_database",
+            "terminate_updf_tasks",
+            "reimport_failed_files",
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise RdsConfigError(f"rds.{name}: must be true or false")
         try:

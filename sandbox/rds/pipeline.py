@@ -133,15 +133,40 @@ class MigrationPipeline:
     # --- importing a file ---------------------------------------------------------------------------
 
     async def import_file(
-        self, task: MigrateTask, backup_file: BackupFile, *, first: bool, check_db_mode: str
+        self,
+        task: MigrateTask,
+        backup_file: BackupFile,
+        *,
+        first: bool,
+        check_db_mode: str,
+        failure: str | None = None,
     ) -> None:
-        """Download, verify and restore one file; a FULL-mode task is then opened."""
+        """Download, verify and restore one file; a FULL-mode task is then opened.
+
+        :param failure: an injected fault (``FaultConfig.file_failure_rate``): ``download_failed`` or
+            ``restore_failed`` stops the file there, as a broken transfer or an I/O error would.
+        """
         task.status = "Running"
         task.description = ""
         self.on_change()
         try:
             await self._download(task, backup_file)
+            if failure == "download_failed":
+                raise FileFailure(
+                    "DownloadFailed",
+                    f"Failed to download {backup_file.file_name}: the transfer from OSS was interrupted.",
+                )
             header = await self._verify(task, backup_file, first)
+            if failure == "restore_failed":
+                await self._pause(self.timing.step_delay_s)
+                backup_file.status = "Restoring"
+                self.on_change()
+                # SQL Server's message 3203 for a read that failed with OS error 1117 (I/O device error).
+                raise FileFailure(
+                    "RestoreFailed",
+                    f'Read on "{backup_file.file_name}" failed: 1117(The request could not be performed '
+                    "because of an I/O device error.)",
+                )
             await self._restore(task, backup_file, header)
         except FileFailure as failure:
             self._fail_file(task, backup_file, failure)

@@ -67,9 +67,9 @@ class FaultInjector:
             return
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
-        if faults.draw(faults.throttle_rate):
+        if faults.draw(faults.throttle_rate, "throttling"):
             raise errors.throttling(faults.retry_after_ms)
-        if faults.draw(faults.error_5xx_rate):
+        if faults.draw(faults.error_5xx_rate, f"http_{faults.error_5xx_status}"):
             raise errors.server_error(faults.error_5xx_status)
 
     async def after_accept(

@@ -24,7 +24,7 @@ from sandbox.mssql.results import SqlError
 from sandbox.rds import errors
 from sandbox.rds.config import RdsConfig
 from sandbox.rds.engine_facts import RESERVED_NAMES, EngineFacts
-from sandbox.rds.models import TASK_FINAL, BackupFile, MigrateTask, api_time
+from sandbox.rds.models import FILE_FAILED, TASK_FINAL, BackupFile, MigrateTask, api_time
 from sandbox.rds.oss_source import ObjectSource, check_suffix, parse_object_position, resolve
 from sandbox.rds.pipeline import MigrationPipeline
 from sandbox.rds.quota import ImportQuota
@@ -329,8 +329,11 @@ class RdsService:
         backup_file = BackupFile(self._new_job_id(), position.bucket, position.key, info.size, now)
         task.files.append(backup_file)
         self.save()
+        failure = self.faults.take_file_failure(position.key) if parent is not None else None
         self._spawn(
-            self.pipeline.import_file(task, backup_file, first=parent is None, check_db_mode=check_db_mode),
+            self.pipeline.import_file(
+                task, backup_file, first=parent is None, check_db_mode=check_db_mode, failure=failure
+            ),
             task,
         )
         return {
@@ -363,6 +366,10 @@ class RdsService:
             or parent.opened
         ):
             raise errors.parent_status_invalid()
+        if not self.config.reimport_failed_files and any(
+            f.status in FILE_FAILED for t in (parent, *self._children(parent)) for f in t.files
+        ):
+            raise errors.parent_status_invalid()  # a file failed: this task takes no more files
         if self._busy(parent):
             raise errors.incorrect_db_state()  # the previous file is still being processed
         if await self.facts.state_of(db_name) != "RESTORING":
@@ -467,6 +474,30 @@ class RdsService:
             raise errors.delete_failed() from exc
         log.info("database %s deleted", db_name)
         return {}
+
+    # --- the stand-in's own records (tests) ---------------------------------------------------------
+
+    def import_records(self) -> list[dict[str, Any]]:
+        """Every import RDS accepted, oldest first: one per file entry of every task, with its outcome.
+
+        What tests count "imported exactly once" from: the service's own state, not what the API shows.
+        """
+        records = [
+            {
+                "migrate_task_id": task.migrate_task_id,
+                "parent_id": task.parent_id,
+                "db_name": task.db_name,
+                "job_id": f.job_id,
+                "key": f.key,
+                "file_name": f.file_name,
+                "create_time": f.create_time,
+                "status": f.status,
+                "description": f.description,
+            }
+            for task in self.tasks.values()
+            for f in task.files
+        ]
+        return sorted(records, key=lambda r: (r["create_time"], int(r["job_id"])))
 
     # --- Describe* ----------------------------------------------------------------------------------
 
