@@ -13,7 +13,7 @@ from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from hooks.rds import RdsApiError
+from hooks.rds import FILE_FAILURE_STATES, RdsApiError
 from hooks.rds_errors import advice_for
 from operators.links import OssBackupFolderLink, RdsMigrationRecordsLink
 from operators.steps import MigrationSteps
@@ -85,6 +85,10 @@ class MigrationOperator(BaseOperator):
             entries = self.steps.read_ledger()
             state = self.steps.chain_state(migrate_task_id, entries)
             self._fail_on_rds_failures(state)
+            for name, description in state.reimport:
+                self.log.warning(
+                    "RDS failed on %s (%s): importing it again", name, description or "no reason"
+                )
             self.steps.record_skipped(state, entries)
             if state.in_flight:
                 item = state.in_flight[0]
@@ -168,17 +172,33 @@ class MigrationOperator(BaseOperator):
                 kwargs={"loop": loop},
                 timeout=self.wait_timeout,
             )
-        self.steps.rds.wait_for_file_state(
-            self.steps.instance_id,
-            migrate_task_id,
-            file_name,
-            timeout=self.wait_timeout.total_seconds(),
-            poll=self.poll_interval,
-        )
+        try:
+            self.steps.rds.wait_for_file_state(
+                self.steps.instance_id,
+                migrate_task_id,
+                file_name,
+                timeout=self.wait_timeout.total_seconds(),
+                poll=self.poll_interval,
+            )
+        except RdsApiError as error:
+            if error.code not in FILE_FAILURE_STATES:
+                raise
+            self.log.warning("%s — looking at the chain again", error)  # the chain decides: again, or fail
+            return
         self.steps.record_ledger("restored", file_name=file_name, migrate_task_id=migrate_task_id)
 
     def resume_chain(self, context: Any, event: dict[str, Any], loop: dict[str, Any] | None = None) -> Any:
-        """Trigger callback: fail with RDS's reason, or record the restore and keep driving."""
+        """Trigger callback: record the restore and keep driving. A file RDS failed on is judged by the
+        chain (imported again when another import can mend it, else the task fails with RDS's reason);
+        any other error event fails the task."""
+        if event and event.get("status") != "success" and event.get("file_status") in FILE_FAILURE_STATES:
+            self.log.warning(
+                "RDS failed on %s (%s): %s — looking at the chain again",
+                event.get("file_name"),
+                event.get("file_status"),
+                event.get("message") or "no description",
+            )
+            return self.drive_chain(context, loop)
         raise_on_error_event(event)
         self.steps.record_ledger("restored", file_name=event.get("file_name"))
         return self.drive_chain(context, loop)

@@ -548,6 +548,7 @@ class MigrationSteps:
                         state=_file_state(f.status),
                         description=f.description,
                         created=f.create_time,
+                        status=f.status,
                     )
                 )
         return listed

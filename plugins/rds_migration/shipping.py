@@ -12,6 +12,8 @@ Pure functions over plain values (no hook, no Airflow), so every rule is unit-te
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -68,12 +70,38 @@ class ListedFile:
     :param state: :data:`RESTORED`, :data:`IN_FLIGHT` or :data:`FAILED`.
     :param description: RDS's description (the reason of a failure).
     :param created: when RDS registered the import (a file imported again is listed again).
+    :param status: RDS's own status (``DownloadFailed``, ``Restored``...), which tells a failure that
+        another import of the same file can mend from one that it cannot.
     """
 
     name: str
     state: str
     description: str = ""
     created: datetime | None = None
+    status: str = ""
+
+
+#: How often one log or differential backup is imported at most: the first import and two more after
+#: failures that another import can mend (:func:`is_transient_failure`). Each one spends an import of
+#: the day's quota.
+MAX_IMPORTS_PER_FILE = 3
+# SQL Server's messages for a read of the backup that failed in the operating system (3203 "Read on
+# "<file>" failed: <OS error>", 3201 "Cannot open backup device ... Operating system error ..."): the
+# downloaded copy or the disk under it, not the backup itself.
+_IO_FAILURE = re.compile(r'Read on ".*" failed|Operating system error', re.IGNORECASE)
+
+
+def is_transient_failure(status: str, description: str) -> bool:
+    """Whether importing the same file again can succeed after RDS failed on it.
+
+    ``DownloadFailed``: the transfer from OSS broke off, or the object was missing (the shipping step
+    uploads it again first). ``RestoreFailed`` with an operating-system read error: RDS's local copy or
+    disk. Never a chain error (LSN too recent/too early), a failed verification (a damaged or foreign
+    file) or a failed check (a full where a log belongs): those fail the same way every time.
+    """
+    if status == "DownloadFailed":
+        return True
+    return status == "RestoreFailed" and bool(_IO_FAILURE.search(description or ""))
 
 
 @dataclass
@@ -85,7 +113,9 @@ class ChainState:
     :param in_flight: files imported and still being processed by RDS, in chain order.
     :param pending: backups RDS has not been asked to import yet, in the order to import them.
     :param skipped: backups that will never be imported, with the reason (empty log backups).
-    :param failed: files RDS failed on, with its description.
+    :param failed: files RDS failed on for good, with its description.
+    :param reimport: files RDS failed on in a way another import can mend (:func:`is_transient_failure`),
+        with its description: they are pending again, at their place in the chain.
     :param unknown: files RDS lists that neither msdb nor the ledger knows.
     :param blocked: why the chain cannot continue past ``pending`` (None when it can).
     :param culprits: other jobs' backups that hold the log a gap misses.
@@ -97,6 +127,7 @@ class ChainState:
     pending: list[Shippable] = field(default_factory=list)
     skipped: list[tuple[Shippable, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    reimport: list[tuple[str, str]] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
     blocked: ChainError | None = None
     culprits: list[BackupRecord] = field(default_factory=list)
@@ -139,13 +170,24 @@ def build_chain_state(
     if migrate_task_id is None:
         return state
     by_name = {s.import_name: s for s in shippable}
+    listed = list(listed)
+    imports = Counter(f.name for f in listed)
     files = latest_per_name(listed)
     imported: set[str] = set()
     chain: list[tuple[ListedFile, Shippable]] = []
     for f in files:
         record = by_name[f.name].record if f.name in by_name else known.get(f.name)
         if f.state == FAILED:
-            state.failed.append((f.name, f.description))
+            mendable = (
+                f.name in by_name
+                and by_name[f.name].record.backup_type is not BackupType.FULL
+                and is_transient_failure(f.status, f.description)
+                and imports[f.name] < MAX_IMPORTS_PER_FILE
+            )
+            if mendable:
+                state.reimport.append((f.name, f.description))
+            else:
+                state.failed.append((f.name, f.description))
             continue
         if record is None:
             state.unknown.append(f.name)

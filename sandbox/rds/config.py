@@ -189,14 +189,17 @@ class FaultConfig:
             self._next_file_failures.append(kind)
 
     def take_file_failure(self, key: str) -> str | None:
-        """The fault for an accepted incremental import of ``key``: never twice for the same object."""
+        """The fault for an accepted incremental import of ``key``: a queued one-shot, else drawn at the
+        rate — never twice for the same object (it "fails once")."""
         with self._lock:
-            if key in self._failed_once:
-                return None
             kind = None
             if self._next_file_failures:
                 kind = self._next_file_failures.popleft()
-            elif self.file_failure_rate and self._random.random() < self.file_failure_rate:
+            elif (
+                key not in self._failed_once
+                and self.file_failure_rate
+                and self._random.random() < self.file_failure_rate
+            ):
                 kind = self._random.choice(self.file_failure_kinds)
             if kind is not None:
                 self._failed_once.add(key)

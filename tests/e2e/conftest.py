@@ -1,7 +1,7 @@
 """Shared e2e fixtures: the whole sandbox on a background event loop, specs, and an Airflow metadata DB.
 
-- ``start_sandbox(config, state_dir)`` runs every stand-in (source and target SQL Server, OSS, RDS
-  OpenAPI, optional write workload) on an asyncio loop in a daemon thread; ``stop()`` ends it all.
+- ``start_sandbox(config, state_dir)`` (``sandbox.background``) runs every stand-in (source and target
+  SQL Server, OSS, RDS OpenAPI, optional write workload) on an asyncio loop in a daemon thread.
 - ``sandbox_factory`` starts fresh sandboxes for one test and points ``AIRFLOW_CONN_*`` at the last one.
 - ``airflow_metadata_db`` (session) creates the metadata DB in the isolated AIRFLOW_HOME
   (tests/conftest.py); ``airflow_db`` (module) makes the repo's ``dags/`` the DAG bundle, reading
@@ -11,10 +11,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
-from sandbox.stack import DEFAULT_CONFIG, Sandbox
+from sandbox.background import RunningSandbox, start_sandbox
+from sandbox.stack import DEFAULT_CONFIG
 
 REPO = Path(__file__).resolve().parents[2]
 DATABASE = "SalesDB"
@@ -39,50 +38,6 @@ def sandbox_config(workload_rate: float = 20) -> dict[str, Any]:
     else:
         config["workload"]["enabled"] = False
     return config
-
-
-@dataclass
-class RunningSandbox:
-    """A started :class:`Sandbox` and the loop thread it runs on."""
-
-    sandbox: Sandbox
-    state_dir: Path
-    loop: asyncio.AbstractEventLoop
-    thread: threading.Thread
-
-    def connections(self) -> dict[str, dict[str, Any]]:
-        return self.sandbox.connections()
-
-    def call(self, coroutine: Any, timeout: float = 60) -> Any:
-        """Run a coroutine on the sandbox's loop and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
-
-    def stop(self) -> None:
-        if not self.thread.is_alive():
-            return
-        try:
-            self.call(self.sandbox.stop())
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(10)
-            self.loop.close()
-
-
-def start_sandbox(config: dict[str, Any], state_dir: Path) -> RunningSandbox:
-    sandbox = Sandbox(config, state_dir)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(
-        target=lambda: (asyncio.set_event_loop(loop), loop.run_forever()), name="sandbox-loop", daemon=True
-    )
-    thread.start()
-    running = RunningSandbox(sandbox, Path(state_dir), loop, thread)
-    try:
-        running.call(sandbox.start())
-    except BaseException:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        raise
-    return running
 
 
 def set_connections(mp: pytest.MonkeyPatch, running: RunningSandbox) -> None:

@@ -177,3 +177,60 @@ def test_a_file_imported_again_counts_by_its_latest_listing():
     t0, t1 = datetime(2026, 12, 1, tzinfo=UTC), datetime(2026, 12, 2, tzinfo=UTC)
     files = [ListedFile("a.trn", RESTORED, created=t1), ListedFile("a.trn", FAILED, created=t0)]
     assert latest_per_name(files) == [files[0]]
+
+
+def _failed_once(status: str, description: str, times: int = 1) -> list[ListedFile]:
+    from datetime import UTC, datetime, timedelta
+
+    t0 = datetime(2026, 12, 1, tzinfo=UTC)
+    return [
+        ListedFile(OUR_FULL.file_name, RESTORED, created=t0),
+        ListedFile(FIRST_LOG.file_name, RESTORED, created=t0 + timedelta(minutes=1)),
+        *(
+            ListedFile(SECOND_LOG.file_name, FAILED, description, t0 + timedelta(minutes=2 + i), status)
+            for i in range(times)
+        ),
+    ]
+
+
+def test_a_log_that_failed_in_a_way_another_import_mends_is_pending_again_at_its_place():
+    items = [ours(OUR_FULL), ours(FIRST_LOG), ours(SECOND_LOG)]
+    for status, description in [
+        ("DownloadFailed", "Failed to download b.trn: the transfer from OSS was interrupted."),
+        ("RestoreFailed", 'Read on "b.trn" failed: 1117(The request could not be performed because of ...)'),
+    ]:
+        state = build_chain_state(TASK, _failed_once(status, description), items, known_of(*items))
+        assert state.failed == [] and state.reimport == [(SECOND_LOG.file_name, description)]
+        assert [s.record for s in state.pending] == [SECOND_LOG]
+
+
+def test_a_failure_another_import_cannot_mend_stays_failed():
+    items = [ours(OUR_FULL), ours(FIRST_LOG), ours(SECOND_LOG)]
+    for status, description in [
+        ("RestoreFailed", "The log in this backup set begins at LSN 42, which is too recent to apply"),
+        ("VerifyFailed", "The media family on device is incorrectly formed."),
+        ("CheckFailed", "Backup set (b.trn) is a Database FULL backup, we only accept transaction log..."),
+    ]:
+        state = build_chain_state(TASK, _failed_once(status, description), items, known_of(*items))
+        assert state.failed == [(SECOND_LOG.file_name, description)] and state.reimport == []
+        assert state.pending == []
+
+
+def test_a_file_is_imported_at_most_three_times():
+    items = [ours(OUR_FULL), ours(FIRST_LOG), ours(SECOND_LOG)]
+    description = "Failed to download b.trn: the transfer from OSS was interrupted."
+    twice = build_chain_state(TASK, _failed_once("DownloadFailed", description, 2), items, known_of(*items))
+    assert [s.record for s in twice.pending] == [SECOND_LOG]
+    thrice = build_chain_state(TASK, _failed_once("DownloadFailed", description, 3), items, known_of(*items))
+    assert thrice.failed == [(SECOND_LOG.file_name, description)] and thrice.pending == []
+
+
+def test_a_full_that_failed_is_never_imported_again_behind_the_users_back():
+    items = [ours(OUR_FULL), ours(FIRST_LOG)]
+    state = build_chain_state(
+        TASK,
+        [ListedFile(OUR_FULL.file_name, FAILED, "Failed to download", status="DownloadFailed")],
+        items,
+        known_of(*items),
+    )
+    assert state.failed == [(OUR_FULL.file_name, "Failed to download")] and state.pending == []
