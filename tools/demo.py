@@ -94,8 +94,10 @@ class Processes:
 
     log_dir: Path
     started: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    commands: dict[str, tuple[list[str], dict[str, str], dict[str, Any]]] = field(default_factory=dict)
 
     def start(self, name: str, command: list[str], env: dict[str, str], **popen: Any) -> subprocess.Popen:
+        self.commands[name] = (command, env, popen)
         log_file = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         with _signals_held():  # an interrupt inside Popen would leave a child we never learn about
             process = subprocess.Popen(
@@ -111,6 +113,21 @@ class Processes:
             self.started.append((name, process))
         log_file.close()
         return process
+
+    def restart(self, name: str, signum: int = signal.SIGTERM, timeout: float = 30) -> subprocess.Popen:
+        """Stop one component (its process group, with ``signum``; SIGKILL after ``timeout``) and start
+        it again with the same command; its log goes on in the same file."""
+        index, process = next((i, p) for i, (n, p) in enumerate(self.started) if n == name)
+        _signal_group(process, signum)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(process, signal.SIGKILL)
+            process.wait(timeout=10)
+        _signal_group(process, signal.SIGKILL)  # children it left behind
+        del self.started[index]
+        command, env, popen = self.commands[name]
+        return self.start(name, command, env, **popen)
 
     def check_alive(self) -> None:
         for name, process in self.started:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import fnmatch
 import random
 import re
 import threading
@@ -111,7 +112,7 @@ class FaultConfig:
         self._lock = threading.Lock()
         self._random = random.Random(self.seed)
         self._next_creates: collections.deque[str] = collections.deque()
-        self._next_file_failures: collections.deque[str] = collections.deque()
+        self._next_file_failures: list[tuple[str, str | None]] = []
         self._failed_once: set[str] = set()  # object keys a file fault already hit
         self.injected: collections.Counter[str] = collections.Counter()
 
@@ -182,19 +183,24 @@ class FaultConfig:
                 self.injected[kind] += 1
             return kind
 
-    def next_file_failure(self, kind: str) -> None:
-        """Make the next accepted incremental import fail once in this way (one shot)."""
+    def next_file_failure(self, kind: str, key: str | None = None) -> None:
+        """Make the next accepted incremental import (of an object key matching ``key``, an fnmatch
+        pattern such as ``*_0.trn``; None = any) fail once in this way (one shot)."""
         _choice("faults.next_file_failure", kind, FILE_FAULTS)
         with self._lock:
-            self._next_file_failures.append(kind)
+            self._next_file_failures.append((kind, key))
 
     def take_file_failure(self, key: str) -> str | None:
         """The fault for an accepted incremental import of ``key``: a queued one-shot, else drawn at the
         rate — never twice for the same object (it "fails once")."""
         with self._lock:
             kind = None
-            if self._next_file_failures:
-                kind = self._next_file_failures.popleft()
+            armed = next(
+                (a for a in self._next_file_failures if a[1] is None or fnmatch.fnmatch(key, a[1])), None
+            )
+            if armed is not None:
+                self._next_file_failures.remove(armed)
+                kind = armed[0]
             elif (
                 key not in self._failed_once
                 and self.file_failure_rate

@@ -19,6 +19,7 @@ that fired is listed in :attr:`BackupFaults.injected`.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import random
 import threading
 from collections.abc import Mapping
@@ -38,15 +39,20 @@ class ArmedFault:
     :param kind: one of :data:`BACKUP_FAULTS`.
     :param database: only a backup of this database (case-insensitive); None = any.
     :param statement: ``DATABASE`` (full or differential) or ``LOG``; None = either.
+    :param device: only a backup to a device (file path) matching this pattern (fnmatch, case-insensitive,
+        e.g. ``*_0.trn``); None = any.
     """
 
     kind: str
     database: str | None = None
     statement: str | None = None
+    device: str | None = None
 
-    def matches(self, database: str, statement: str) -> bool:
-        return (self.database is None or self.database.lower() == database.lower()) and (
-            self.statement is None or self.statement == statement
+    def matches(self, database: str, statement: str, device: str) -> bool:
+        return (
+            (self.database is None or self.database.lower() == database.lower())
+            and (self.statement is None or self.statement == statement)
+            and (self.device is None or fnmatch.fnmatch(device.lower(), self.device.lower()))
         )
 
 
@@ -87,13 +93,20 @@ class BackupFaults:
             raise ValueError(f"faults.seed: expected an integer, got {seed!r}")
         return cls(float(rate), list(kinds), seed)
 
-    def next_backup(self, kind: str, *, database: str | None = None, statement: str | None = None) -> None:
-        """Make the next BACKUP matching ``database``/``statement`` fail with ``kind`` (one shot)."""
+    def next_backup(
+        self,
+        kind: str,
+        *,
+        database: str | None = None,
+        statement: str | None = None,
+        device: str | None = None,
+    ) -> None:
+        """Make the next BACKUP matching ``database``/``statement``/``device`` fail with ``kind`` (one shot)."""
         _check_kind(kind, "kind")
         if statement is not None and statement not in BACKUP_STATEMENTS:
             raise ValueError(f"statement: {statement!r} is not one of {list(BACKUP_STATEMENTS)}")
         with self._lock:
-            self._armed.append(ArmedFault(kind, database, statement))
+            self._armed.append(ArmedFault(kind, database, statement, device))
 
     @property
     def armed(self) -> list[ArmedFault]:
@@ -105,7 +118,7 @@ class BackupFaults:
         with self._lock:
             kind = None
             for fault in self._armed:
-                if fault.matches(database, statement):
+                if fault.matches(database, statement, device):
                     self._armed.remove(fault)
                     kind = fault.kind
                     break

@@ -195,3 +195,16 @@ def test_fault_config_rate_and_errors_name_the_field(tmp_path):
         make(tmp_path, faults={"rate": 0.1})
     with pytest.raises(ValueError, match="statement"):
         BackupFaults().next_backup("kill", statement="DIFF")
+
+
+def test_an_armed_fault_waits_for_the_backup_whose_device_matches(server, tmp_path):
+    running, instance = server
+    with connect(running) as conn:
+        conn.cursor().execute(BACKUP.format(kind="DATABASE"), (DB, "D:\\Backups\\full.bak"))
+    instance.faults.next_backup("kill", statement="LOG", device="*_0.trn")
+    with connect(running) as conn:
+        conn.cursor().execute(BACKUP.format(kind="LOG"), (DB, "D:\\Backups\\Sales_LOG_1.trn"))
+    assert instance.faults.injected == [] and len(instance.faults.armed) == 1
+    with pytest.raises(pymssql.Error):
+        connect(running).cursor().execute(BACKUP.format(kind="LOG"), (DB, "D:\\Backups\\Sales_LOG_0.trn"))
+    assert [f["device"] for f in instance.faults.injected] == ["D:\\Backups\\Sales_LOG_0.trn"]

@@ -98,7 +98,7 @@ def test_the_rate_hits_incremental_imports_only_and_each_object_at_most_once(sta
     assert server.faults.injected == {"download_failed": 1}
 
 
-def test_throttling_and_5xx_are_counted_by_kind(start_rds):
+def test_throttling_and_5xx_are_counted_by_kind():
     faults = FaultConfig(throttle_rate=1.0, seed=2)
     assert faults.draw(faults.throttle_rate, "throttling") and faults.injected == {"throttling": 1}
     faults.next_create("accept_then_drop")
@@ -115,3 +115,15 @@ def test_bad_file_fault_settings_name_the_field(start_rds):
         start_rds(reimport_failed_files="yes")
     with pytest.raises(RdsConfigError, match="faults.next_file_failure"):
         FaultConfig().next_file_failure("explode")
+
+
+def test_an_armed_file_failure_waits_for_the_object_it_names(rds_server, bucket, backups):
+    client = make_client(rds_server)
+    task_id, keys = _restore_full(client, bucket, backups)
+    rds_server.faults.next_file_failure("restore_failed", key=f"*/{keys[2].rsplit('/', 1)[-1]}")
+    create_task(client, "SalesDB", keys[1], task_id=task_id)
+    assert _wait_file(client, task_id, keys[1].rsplit("/", 1)[-1], ("Restored",)).status == "Restored"
+    create_task(client, "SalesDB", keys[2], task_id=task_id)
+    assert (
+        _wait_file(client, task_id, keys[2].rsplit("/", 1)[-1], ("RestoreFailed",)).status == "RestoreFailed"
+    )
