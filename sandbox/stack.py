@@ -281,6 +281,12 @@ class Sandbox:
     def connections(self) -> dict[str, dict[str, Any]]:
         return airflow_connections(self.config, self.ports)
 
+    def stop_workload(self, timeout: float = 10) -> None:
+        """Stop the write workload (its journal is then final); the stand-ins keep running."""
+        self._workload_stop.set()
+        if self._workload_thread is not None:
+            self._workload_thread.join(timeout)
+
     def apply_clock_request(self) -> None:
         """Move the shared clock as ``clock-request.json`` asks (``{"advance_s": N}``); answer in
         ``clock.json``. Called on SIGUSR1 by ``python -m sandbox serve``."""

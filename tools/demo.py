@@ -43,6 +43,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -151,7 +152,13 @@ class Processes:
 
 @contextlib.contextmanager
 def _signals_held() -> Generator[None, None, None]:
-    """Hold Ctrl-C, SIGTERM and SIGHUP while a child starts and is recorded; raise them afterwards."""
+    """Hold Ctrl-C, SIGTERM and SIGHUP while a child starts and is recorded; raise them afterwards.
+
+    Signal handlers belong to the main thread: another thread (a restart by the chaos controller)
+    starts its child without holding them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     held: list[int] = []
     stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     previous = {signum: signal.signal(signum, lambda signum, _frame: held.append(signum)) for signum in stops}

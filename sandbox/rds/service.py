@@ -494,8 +494,8 @@ class RdsService:
                 "status": f.status,
                 "description": f.description,
             }
-            for task in self.tasks.values()
-            for f in task.files
+            for task in list(self.tasks.values())  # copies: another thread may read while the loop works
+            for f in list(task.files)
         ]
         return sorted(records, key=lambda r: (r["create_time"], int(r["job_id"])))
 

@@ -1,0 +1,5 @@
+import sys
+
+from tools.chaos.scenario import main
+
+sys.exit(main())
