@@ -110,6 +110,9 @@ class RdsService:
         self._next_task_id = int(now) % 1_000_000 * 10
         self._next_job_id = int(now) % 1_000_000 * 100
         self._client_tokens: dict[str, tuple[list[str], str]] = {}
+        #: Called as ``observer(action, details)`` once RDS accepted an import or an open, before the
+        #: caller gets the answer (tests, the chaos controller: a worker killed at that very moment).
+        self.observers: list[Callable[[str, dict[str, Any]], None]] = []
         self.facts = EngineFacts(engine, config, now)
         self._load()
         self.pipeline = MigrationPipeline(
@@ -209,6 +212,13 @@ class RdsService:
             )
         current_request_id.set(request_id)
         return await operation(params)
+
+    def _notify(self, action: str, **details: Any) -> None:
+        for observer in list(self.observers):
+            try:
+                observer(action, details)
+            except Exception:  # an observer's bug must not fail the API call
+                log.exception("RDS stand-in observer failed on %s", action)
 
     def _spawn(self, coroutine: Awaitable[None], task: MigrateTask | None = None) -> None:
         job = asyncio.ensure_future(coroutine)
@@ -336,6 +346,13 @@ class RdsService:
             ),
             task,
         )
+        self._notify(
+            "CreateMigrateTask",
+            migrate_task_id=task.migrate_task_id,
+            parent_id=parent.migrate_task_id if parent is not None else None,
+            db_name=db_name,
+            key=position.key,
+        )
         return {
             "DBInstanceId": self.config.instance_id,
             "DBName": db_name,
@@ -419,6 +436,7 @@ class RdsService:
         task.open_mode = check_db_mode
         self.save()
         self._spawn(self.pipeline.open_database(task, check_db_mode), task)
+        self._notify("CreateOnlineDatabaseTask", migrate_task_id=task.migrate_task_id, db_name=db_name)
         return {}
 
     # --- TerminateMigrateTask / DeleteDatabase ------------------------------------------------------

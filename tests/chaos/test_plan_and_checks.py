@@ -122,3 +122,62 @@ def test_secrets_in_logs_name_the_file_and_never_print_the_secret(tmp_path):
     found = checks.secrets_in_logs(tmp_path, ["Sandbox!Source1", "sandboxRdsSecret0001", ""])
     assert found == [("tasks/a.log", "Sa…")]
     assert Counter(f for f, _ in found) == {"tasks/a.log": 1}
+
+
+def test_the_task_process_is_found_by_its_title_only_below_the_root(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tools.chaos.controller import ProcessTree
+
+    title = "airflow worker -- 0192abcd-test-ti"
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", title])
+    try:
+        assert ProcessTree(os.getpid()).task_process("0192abcd-test-ti") == child.pid
+        assert ProcessTree(os.getpid()).task_process("another-ti") is None
+        assert ProcessTree(child.pid + 10_000_000).task_process("0192abcd-test-ti") is None  # not ours
+        assert ProcessTree(os.getpid()).parent(child.pid) == os.getpid()
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_the_long_runs_figures_add_up():
+    from bench.chaos import summarize
+
+    def result(seed, outcome, run_s, kills=(), **extra):
+        return {
+            "seed": seed,
+            "outcome": outcome,
+            "ok": outcome != "failed",
+            "run_seconds": run_s,
+            "downtime_seconds": 8.0,
+            "faults": {"oss reset": 2, "kill task": len(kills)},
+            "kills": list(kills),
+            "missed_kills": [],
+            "acknowledged_writes": 100,
+            **extra,
+        }
+
+    kill = {"point": "cutover.frozen", "mode": "task", "effect": "retried"}
+    results = [
+        result(1, "completed", 200.0, [kill]),
+        result(2, "rolled_back", 300.0, [{**kill, "effect": "late"}]),
+        result(3, "failed", 100.0, rows_lost=2, duplicate_imports=1),
+    ]
+    summary = summarize(results, [result(0, "completed", 100.0)])
+    assert (summary["scenarios"], summary["completed"], summary["rolled_back"], summary["failed"]) == (
+        3,
+        1,
+        1,
+        1,
+    )
+    assert summary["failed_seeds"] == [3] and summary["rows_lost"] == 2 and summary["duplicate_imports"] == 1
+    assert summary["faults"] == {"kill task": 2, "oss reset": 6}
+    assert summary["kill_points"] == {
+        "cutover.frozen": {"task (late) -> rolled_back": 1, "task -> completed": 1}
+    }
+    assert (summary["kills_retried"], summary["kills_late"]) == (1, 1)
+    assert summary["baseline_median_s"] == 100.0 and summary["chaos_median_s"] == 200.0
+    assert summary["chaos_vs_baseline"] == 2.0 and summary["acknowledged_writes"] == 300

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,14 @@ from tools.chaos.plan import FaultPlan, Kill
 log = logging.getLogger(__name__)
 
 POLL_S = 0.05  # how often the stand-ins' state is looked at
+# Kill points that are moments of the RDS stand-in: the worker is killed from inside the API call, after
+# RDS accepted and before the answer leaves (a worker polling 50 ms later would find the ledger written).
+RDS_MOMENTS = {
+    "create_migration_task.accepted": "CreateMigrateTask",
+    "ship_logs.log_imported": "CreateMigrateTask",
+    "cutover.tail_imported": "CreateMigrateTask",
+    "open_database.open_requested": "CreateOnlineDatabaseTask",
+}
 API_POLL_S = 0.25  # how often the task instances are read through the REST API
 DATABASE = "SalesDB"
 TAIL_PATTERN = "*_0.trn"  # the tail-log backup's file name (sequence number 0, operators/steps.py TAIL_SEQ)
@@ -95,6 +104,8 @@ class Controller(threading.Thread):
     :param backup_folder: the migration's backup folder as the worker sees it.
     :param restart_triggerer: restarts the triggerer with the given signal.
     :param scheduler_pid: root of the processes that may be killed.
+    :param metadata_db: Airflow's SQLite metadata DB, read (read-only) to see a deferral the moment it
+        starts: in the sandbox a trigger often fires within a second, between two REST polls.
     """
 
     def __init__(
@@ -105,6 +116,7 @@ class Controller(threading.Thread):
         backup_folder: Path,
         restart_triggerer: Callable[[int], None],
         scheduler_pid: int,
+        metadata_db: Path | None = None,
     ) -> None:
         super().__init__(name="chaos-controller", daemon=True)
         self.plan = plan
@@ -113,6 +125,7 @@ class Controller(threading.Thread):
         self.backup_folder = backup_folder
         self.restart_triggerer = restart_triggerer
         self.tree = ProcessTree(scheduler_pid)
+        self.metadata_db = metadata_db
         self.events: list[Event] = []
         self.stop_event = threading.Event()
         self.started_at = time.monotonic()
@@ -122,12 +135,14 @@ class Controller(threading.Thread):
         self._running_since: dict[str, float] = {}  # task id -> when it was first seen running
         self._triggerer_restarted = plan.triggerer_restart is None
         self._tail_armed = False
+        self._kills_lock = threading.Lock()  # the RDS stand-in's thread kills too
         self.errors: list[str] = []
 
     # ---- the loop ------------------------------------------------------------------------------
 
     def run(self) -> None:
         self._arm_at_start()
+        self.running.sandbox.rds.observers.append(self._on_rds_accept)
         while not self.stop_event.wait(POLL_S):
             try:
                 self._tick()
@@ -139,6 +154,8 @@ class Controller(threading.Thread):
     def stop(self) -> None:
         self.stop_event.set()
         self.join(30)
+        with contextlib.suppress(ValueError):
+            self.running.sandbox.rds.observers.remove(self._on_rds_accept)
 
     def record(self, what: str, **detail: Any) -> None:
         event = Event(round(time.monotonic() - self.started_at, 2), what, detail)
@@ -148,22 +165,41 @@ class Controller(threading.Thread):
     def _tick(self) -> None:
         now = time.monotonic()
         if now - self._tis_read >= API_POLL_S:
+            previous = self._tis
             self._tis = self.task_instances()
             self._tis_read = now
             for task_id, ti in self._tis.items():
+                state = (ti.get("state"), ti.get("try_number"))
+                if state != (
+                    previous.get(task_id, {}).get("state"),
+                    previous.get(task_id, {}).get("try_number"),
+                ):
+                    log.info("task %s try %s: %s", task_id, state[1], state[0])
                 if ti.get("state") == "running":
                     self._running_since.setdefault(f"{task_id}#{ti.get('try_number')}", now)
         self._arm_when_due()
         for kill in list(self._pending_kills):
-            if self._kill_due(kill, now):
-                self._pending_kills.remove(kill)
-                self._kill(kill)
-        if not self._triggerer_restarted and any(ti.get("state") == "deferred" for ti in self._tis.values()):
+            if kill.point not in RDS_MOMENTS and self._kill_due(kill, now):
+                self._take_and_kill(kill)
+        deferred = [] if self._triggerer_restarted else self._deferred_now()
+        if deferred:
             self._triggerer_restarted = True
-            deferred = sorted(t for t, ti in self._tis.items() if ti.get("state") == "deferred")
             signum = signal.SIGKILL if self.plan.triggerer_restart == "kill" else signal.SIGTERM
             self.record("triggerer_restart", signal=signum.name, deferred=deferred)
             self.restart_triggerer(signum)
+
+    def _deferred_now(self) -> list[str]:
+        """Task ids deferred right now: the metadata DB when given, else the last REST poll."""
+        if self.metadata_db is not None and self.metadata_db.exists():
+            try:
+                with contextlib.closing(
+                    sqlite3.connect(f"file:{self.metadata_db}?mode=ro", uri=True, timeout=0.5)
+                ) as db:
+                    rows = db.execute("SELECT task_id FROM task_instance WHERE state = 'deferred'").fetchall()
+                return sorted(row[0] for row in rows)
+            except sqlite3.Error:  # locked by a writer for a moment: look again at the next tick
+                return []
+        return sorted(t for t, ti in self._tis.items() if ti.get("state") == "deferred")
 
     # ---- SQL Server and RDS file faults ----------------------------------------------------------
 
@@ -199,16 +235,30 @@ class Controller(threading.Thread):
 
     # ---- kills --------------------------------------------------------------------------------
 
-    def _kill_due(self, kill: Kill, now: float) -> bool:
+    def _kill_due(self, kill: Kill, now: float, details: dict[str, Any] | None = None) -> bool:
         ti = self._tis.get(kill.task_id)
         if not ti or ti.get("state") != "running":
             return False
         since = self._running_since.get(f"{kill.task_id}#{ti.get('try_number')}", now)
         if now - since < kill.delay_s:
             return False
-        return self._condition(kill)
+        return self._condition(kill, details)
 
-    def _condition(self, kill: Kill) -> bool:
+    def _take_and_kill(self, kill: Kill) -> None:
+        with self._kills_lock:
+            if kill not in self._pending_kills:
+                return
+            self._pending_kills.remove(kill)
+        self._kill(kill)
+
+    def _on_rds_accept(self, action: str, details: dict[str, Any]) -> None:
+        """RDS stand-in observer (its event loop thread): kill at a moment of the API call itself."""
+        now = time.monotonic()
+        for kill in list(self._pending_kills):
+            if RDS_MOMENTS.get(kill.point) == action and self._kill_due(kill, now, details):
+                self._take_and_kill(kill)
+
+    def _condition(self, kill: Kill, details: dict[str, Any] | None = None) -> bool:
         """Whether the moment of ``kill.point`` has come (the stand-ins' own state)."""
         sandbox = self.running.sandbox
         point = kill.point
@@ -221,27 +271,19 @@ class Controller(threading.Thread):
                 if r.operation == "UploadPart" and r.status == 200 and "_FULL_" in r.key
             ]
             return len(committed) >= kill.parts
-        if point == "create_migration_task.accepted":
-            return any(r["db_name"] == DATABASE for r in sandbox.rds.import_records())
-        if point == "ship_logs.log_imported":
-            since = self._running_since_wall(kill)
-            return any(
-                r["file_name"].endswith(".trn") and r["create_time"] >= since
-                for r in sandbox.rds.import_records()
-            )
+        if point in RDS_MOMENTS:  # details: what RDS just accepted
+            if details is None or details.get("db_name") != DATABASE:
+                return False
+            if point == "create_migration_task.accepted":
+                return details.get("parent_id") is None
+            if point == "ship_logs.log_imported":
+                return str(details.get("key", "")).endswith(".trn")
+            if point == "cutover.tail_imported":
+                return str(details.get("key", "")).endswith("_0.trn")
+            return True  # open_database.open_requested
         if point == "cutover.frozen":
             return bool(sandbox.source.database(DATABASE).read_only)
-        if point == "cutover.tail_imported":
-            return any(r["file_name"].endswith("_0.trn") for r in sandbox.rds.import_records())
-        if point == "open_database.open_requested":
-            return any(t.db_name == DATABASE and t.open_mode for t in list(sandbox.rds.tasks.values()))
         return point.endswith(".running")  # at once (after the kill's delay)
-
-    def _running_since_wall(self, kill: Kill) -> float:
-        """When the task's current try was first seen running, on the RDS stand-in's clock (epoch s)."""
-        ti = self._tis.get(kill.task_id, {})
-        seen = self._running_since.get(f"{kill.task_id}#{ti.get('try_number')}", time.monotonic())
-        return self.running.sandbox.rds.clock.timestamp() - (time.monotonic() - seen) - 1.0
 
     def _kill(self, kill: Kill) -> None:
         ti = self._tis[kill.task_id]

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 RUN_TIMEOUT_S = 20 * 60
 FULL_PADDING_BYTES = 72_000_000  # the full is above the hook's 64 MiB multipart threshold: 7 parts
+# RDS restores at 10 MB/s (the demo: 100): the full's restore takes about 7 s, long enough for the task
+# waiting on it to be seen deferred, and the triggerer to be restarted under it.
+RDS_RESTORE_MB_PER_S = 10
 APPROVAL_DELAY_S = demo.APPROVAL_DELAY_S
 # Faster than Airflow's defaults, as every sandbox timing is: a lost worker is noticed after 30 s instead
 # of 5 minutes, the triggers of a killed triggerer are taken over after 15 s instead of 30.
@@ -60,6 +63,7 @@ class ScenarioResult:
     problems: list[str] = field(default_factory=list)
     run_state: str | None = None
     run_seconds: float | None = None
+    downtime_seconds: float | None = None  # source frozen -> database open on RDS (the report's figure)
     wall_seconds: float = 0.0
     tasks: dict[str, str] = field(default_factory=dict)  # task id -> "state (tries)"
     faults: dict[str, int] = field(default_factory=dict)  # injected, by kind
@@ -87,6 +91,7 @@ def sandbox_config(plan: FaultPlan) -> dict[str, Any]:
         config[section].pop("port", None)
     salesdb = config["source"]["instance"]["databases"]["SalesDB"]
     salesdb["backup_padding_bytes"] = {"full": FULL_PADDING_BYTES}
+    config["rds"]["timing"]["restore_mb_per_s"] = RDS_RESTORE_MB_PER_S
     if plan.oss_faults:
         config["oss"]["faults"] = dict(plan.oss_faults)
     if plan.rds_faults:
@@ -113,8 +118,11 @@ def secrets_of(config: dict[str, Any], setup: demo.AirflowSetup) -> list[str]:
 class Scenario:
     """Runs one scenario in ``folder`` (wiped first) and returns its :class:`ScenarioResult`."""
 
-    def __init__(self, plan: FaultPlan, folder: Path, baseline: bool = False) -> None:
+    def __init__(
+        self, plan: FaultPlan, folder: Path, baseline: bool = False, airflow_db: Path | None = None
+    ) -> None:
         self.plan = plan
+        self.airflow_db = airflow_db  # a migrated metadata DB to start from (saves `airflow db migrate`)
         self.folder = folder.resolve()
         self.result = ScenarioResult(
             seed=plan.seed, plan=plan.to_dict(), baseline=baseline, folder=str(folder)
@@ -164,7 +172,7 @@ class Scenario:
         setup = demo.airflow_env(self.folder, self.running.connections(), demo.free_port())
         setup.env.update(CHAOS_AIRFLOW_ENV)
         self.setup = setup
-        demo.init_airflow(setup, self.folder / "logs")
+        self._init_airflow(setup)
         self.processes = demo.Processes(self.folder / "logs")
         demo.start_airflow(self.processes, setup)
         api = demo.AirflowApi(setup.api_url, demo.UI_USER, setup.password)
@@ -181,6 +189,7 @@ class Scenario:
                 self.folder / "sandbox" / "source-backups" / demo.DATABASE,
                 self._restart_triggerer,
                 dict(self.processes.started)["scheduler"].pid,
+                Path(setup.env["AIRFLOW_HOME"]) / "airflow.db",
             )
             controller.start()
             try:
@@ -191,6 +200,14 @@ class Scenario:
         finally:
             api.close()
             watcher.close()
+
+    def _init_airflow(self, setup: demo.AirflowSetup) -> None:
+        if self.airflow_db is None:
+            demo.init_airflow(setup, self.folder / "logs")
+            return
+        shutil.copyfile(self.airflow_db, Path(setup.env["AIRFLOW_HOME"]) / "airflow.db")
+        command = demo.airflow_command("pools", "set", demo.POOL, "1", f"log chain of {demo.DATABASE}")
+        demo.run_checked(command, setup.env, self.folder / "logs" / "airflow-cli.log", "airflow pools set")
 
     def _restart_triggerer(self, signum: int) -> None:
         with self.lock:
@@ -229,7 +246,9 @@ class Scenario:
         tis = demo.task_instances(api, run_id)
         result.tasks = {t: f"{ti['state']} ({ti['try_number']})" for t, ti in sorted(tis.items())}
         result.events = [asdict(e) for e in controller.events]
-        result.kills = [e.detail for e in controller.events if e.what == "kill"]
+        result.kills = [
+            {**e.detail, "effect": _kill_effect(e.detail, tis)} for e in controller.events if e.what == "kill"
+        ]
         result.missed_kills = controller.missed_kills() + [
             e.detail["point"] for e in controller.events if e.what == "kill_missed"
         ]
@@ -278,6 +297,7 @@ class Scenario:
     def _outcome(self, api: demo.AirflowApi, run_id: str, tis: dict[str, Any], state: str) -> str:
         states = {t: ti["state"] for t, ti in tis.items()}
         report = api.xcom(run_id, "report") or {}
+        self.result.downtime_seconds = report.get("downtime_s")
         if (
             state == "success"
             and states.get("validate") == "success"
@@ -347,12 +367,27 @@ class Scenario:
                 self.running.stop()
 
 
+def _kill_effect(kill: dict[str, Any], tis: dict[str, dict[str, Any]]) -> str:
+    """``retried``: the killed try failed and the task ran again; ``late``: the try had done its work
+    (the supervisor had its result) when the kill came."""
+    ti = tis.get(kill["task_id"], {})
+    return "retried" if (ti.get("try_number") or 0) > (kill.get("try_number") or 0) else "late"
+
+
 def run_scenario(
-    plan: FaultPlan, folder: Path, *, baseline: bool = False, keep: str = "failed"
+    plan: FaultPlan,
+    folder: Path,
+    *,
+    baseline: bool = False,
+    keep: str = "failed",
+    airflow_db: Path | None = None,
 ) -> ScenarioResult:
     """Run one scenario; ``keep``: ``always``, ``failed`` (default) or ``never`` keeps its folder (the
-    ``result.json`` and ``logs/chaos.log`` of a passed scenario are kept either way)."""
-    result = Scenario(plan, folder, baseline).run()
+    ``result.json`` and ``logs/chaos.log`` of a passed scenario are kept either way).
+
+    :param airflow_db: a metadata DB already migrated (``airflow db migrate``) to copy instead.
+    """
+    result = Scenario(plan, folder, baseline, airflow_db).run()
     if keep == "never" or (keep == "failed" and result.ok):
         _prune(folder)
     return result
@@ -388,6 +423,9 @@ def main(argv: list[str] | None = None) -> int:
         "--kill-point", action="append", choices=KILL_POINT_NAMES, help="draw only from these"
     )
     parser.add_argument("--keep", choices=("always", "failed", "never"), default="failed")
+    parser.add_argument(
+        "--airflow-db", type=Path, default=None, help="a migrated Airflow metadata DB (SQLite) to start from"
+    )
     args = parser.parse_args(argv)
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
         os.environ.pop(name, None)  # darabonba ignores NO_PROXY: the stand-ins are on 127.0.0.1
@@ -398,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = args.out.resolve() / (f"baseline-{args.seed}" if args.baseline else f"seed-{args.seed}")
     signal.signal(signal.SIGTERM, _interrupt)  # stopped by the long run or a CI timeout: clean up first
     print(f"chaos scenario seed {args.seed}: {folder}\n{plan.describe()}", flush=True)
-    result = run_scenario(plan, folder, baseline=args.baseline, keep=args.keep)
+    result = run_scenario(plan, folder, baseline=args.baseline, keep=args.keep, airflow_db=args.airflow_db)
     verdict = "OK" if result.ok else "FAILED"
     print(
         f"seed {args.seed}: {verdict} — {result.outcome}, run {result.run_seconds} s, faults {result.faults}",
