@@ -8,12 +8,17 @@ sent again, no secret reached a log, and the planned faults really happened. The
 seeds is ``python -m bench.chaos --seeds 50`` (figures in bench/RESULTS.md).
 
 The seeds are chosen so that together they cover retry paths that need a whole deployment, at a cost
-CI can pay (their retries are mostly in the downtime window, 10 s apart, not the minute of other tasks):
-seed 71 kills the task in the middle of the full's multipart upload (the retry must send only the
-missing parts), KILLs the tail-log backup's session and fails the tail's restore once; seed 88 kills the
-task right after RDS accepted the open, KILLs the tail-log backup's session and fails the first log's
-download once. Both restart the triggerer while a task is deferred. A failing seed keeps its folder and
-names the command that reproduces it.
+CI can pay (most of their retries are in the downtime window, 10 s apart, not a minute as elsewhere):
+
+- seed 17 kills the cutover right after RDS accepted the tail-log import (its retry must not import the
+  tail again), drops a log backup's connection after msdb recorded it, fails the tail's restore once;
+- seed 71 kills the task in the middle of the full's multipart upload (the retry must send only the
+  missing parts), KILLs the tail-log backup's session, fails the tail's restore once;
+- seed 88 kills the task right after RDS accepted the open, KILLs the tail-log backup's session, fails
+  the first log's download once.
+
+Each restarts the triggerer while a task is deferred. A failing seed keeps its folder and names the
+command that reproduces it.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from tools.chaos.plan import draw_plan
 REPO = Path(__file__).resolve().parents[2]
 SCENARIO_TIMEOUT_S = 15 * 60
 SEEDS = {
+    17: "cutover.tail_imported",
     71: "upload_full.parts_sent",
     88: "open_database.open_requested",
 }
