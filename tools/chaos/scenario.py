@@ -130,6 +130,7 @@ class Scenario:
         self.config = sandbox_config(plan)
         self.running: RunningSandbox | None = None
         self.processes: demo.Processes | None = None
+        self.setup: demo.AirflowSetup | None = None
         self.lock = threading.Lock()  # a component restart and the liveness check do not interleave
 
     # ---- the run ------------------------------------------------------------------------------
@@ -149,7 +150,7 @@ class Scenario:
             self.result.wall_seconds = round(time.monotonic() - started, 1)
             logging.getLogger().removeHandler(handler)
             handler.close()
-            if self.processes is not None and self.result.outcome != "error":
+            if self.setup is not None:  # also after an error: whatever was logged must hold no secret
                 self._check_secrets()
             self.result.ok = self.result.outcome in ("completed", "rolled_back") and not self.result.problems
             (self.folder / "result.json").write_text(self.result.to_json())
