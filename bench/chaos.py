@@ -191,16 +191,24 @@ def report(summary: dict[str, Any], command: str, results: list[dict[str, Any]])
         f"downtime (source frozen -> open on RDS): fault-free median {s['baseline_downtime_median_s']} s; "
         f"with faults median {s['downtime_median_s']} s, max {s['downtime_max_s']} s",
         "",
-        "per scenario: seed, outcome, DAG run s, downtime s, tasks tried more than once, faults",
+        "per scenario: seed, outcome, DAG run s (x fault-free), downtime s, kill, tasks tried again, faults",
     ]
+    base = s["baseline_median_s"]
     for r in results:
         retried = ", ".join(
-            f"{t} {v}" for t, v in (r.get("tasks") or {}).items() if not v.endswith("(1)") and "(0)" not in v
+            f"{t} {v.split()[-1]}"
+            for t, v in (r.get("tasks") or {}).items()
+            if v.split()[-1] not in ("(1)", "(0)")
+        )
+        run_s = r.get("run_seconds")
+        ratio = f"x{run_s / base:.1f}" if run_s and base else "-"
+        kills = ", ".join(
+            f"{k['point']} {k['mode']}{' late' if k.get('effect') == 'late' else ''}"
+            for k in r.get("kills") or []
         )
         lines.append(
-            f"  {r['seed']:>4} {r['outcome']:<11} {r.get('run_seconds') or '-':>7} {r.get('downtime_seconds') or '-':>6}"
-            f"  {retried or '-'}  "
-            f"| {sum((r.get('faults') or {}).values())} faults"
+            f"  {r['seed']:>4} {r['outcome']:<11} {run_s or '-':>6} {ratio:>5} {r.get('downtime_seconds') or '-':>5}"
+            f"  {kills or 'no kill'}; {retried or '-'}; {sum((r.get('faults') or {}).values())} faults"
         )
     return "\n".join(lines)
 

@@ -8,7 +8,9 @@ Config keys: ``name``, ``product_version``, ``edition``, ``data_dir``, ``path_ma
 ``timezone`` (IANA name or ``+hh:mm``; default UTC: GETDATE() and msdb dates are in this zone),
 ``empty_log_restore`` (``accept`` | ``refuse``: RESTORE LOG of an empty log backup at the restore point),
 ``databases`` (per database: ``recovery_model``, ``tables``, ``history`` — a backup job's past backups,
-see ``sandbox.mssql.engine.history`` — and more). "Now" comes only from ``Instance.clock``.
+see ``sandbox.mssql.engine.history`` — and more), ``faults`` (BACKUP faults at a seeded rate, see
+``sandbox.mssql.engine.faults``; one-shot ones through ``Instance.faults.next_backup``). "Now" comes only
+from ``Instance.clock``.
 """
 
 from sandbox.mssql.engine.instance import ConfigError, Instance, Session
