@@ -80,6 +80,17 @@ START_DATE = datetime(2026, 1, 1)
 # decides (it never gives the source back once RDS is opening the database).
 ROLLBACK_WATCHED = ["cutover", "open_database"]
 CUTOVER_TASKS = ["approve_cutover", "catch_up", *ROLLBACK_WATCHED, "validate", "release_target", "rollback"]
+# The report summarises every task before it (a failure before the approval changed nothing on the source).
+REPORTED_TASKS = [
+    "preflight",
+    "choose_start",
+    "full_backup",
+    "upload_full",
+    "create_migration_task",
+    "wait_full_restored",
+    "ship_logs",
+    *CUTOVER_TASKS,
+]
 
 
 def migration_dag_id(entry: str) -> str:
@@ -209,7 +220,7 @@ def build_migration_dag(spec: MigrationSpec, origin: Planned | None = None) -> D
             **common,
         )
         report = ReportOperator(
-            task_id="report", task_ids=CUTOVER_TASKS, trigger_rule=TriggerRule.ALL_DONE, **common, **files
+            task_id="report", task_ids=REPORTED_TASKS, trigger_rule=TriggerRule.ALL_DONE, **common, **files
         )
         preflight >> choose >> [full, resume]
         [restored, resume] >> ship >> approve >> catch_up

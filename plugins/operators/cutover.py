@@ -17,7 +17,7 @@ from typing import Any
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from hooks.rds import TASK_SUCCESS_STATES, RdsApiError
+from hooks.rds import TASK_SUCCESS_STATES, RdsApiError, RdsWaitTimeoutError
 from operators.base import MigrationOperator
 from operators.steps import TASK_TERMINAL_FAILURES
 from rds_migration.config import MigrationSpec
@@ -202,12 +202,16 @@ class _WindowOperator(MigrationOperator):
         kwargs.setdefault("poll_interval", WINDOW_POLL_S)
         super().__init__(**kwargs)
 
-    def check_freeze_window(self, frozen_at: datetime | None) -> None:
+    def window_left(self, frozen_at: datetime | None) -> timedelta | None:
+        """Time left before the freeze outlasts ``max_freeze_minutes`` (None: not frozen yet)."""
         if frozen_at is None:
-            return
-        limit = timedelta(minutes=self.migration.max_freeze_minutes)
-        frozen_for = datetime.now(UTC) - frozen_at
-        if frozen_for > limit:
+            return None
+        return timedelta(minutes=self.migration.max_freeze_minutes) - (datetime.now(UTC) - frozen_at)
+
+    def check_freeze_window(self, frozen_at: datetime | None) -> None:
+        left = self.window_left(frozen_at)
+        if left is not None and left <= timedelta(0):
+            frozen_for = datetime.now(UTC) - frozen_at
             raise FreezeWindowExceeded(
                 f"The source has been frozen for {format_duration(frozen_for.total_seconds())}, more than "
                 f"max_freeze_minutes ({self.migration.max_freeze_minutes:g}), and the open was not requested: "
@@ -235,7 +239,9 @@ class CutoverOperator(_WindowOperator):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if self.execution_timeout is None:
-            self.execution_timeout = timedelta(minutes=self.migration.max_freeze_minutes)
+            # The task checks the bound between steps and while it waits for RDS; the timeout is the
+            # backstop for a step that hangs (a BACKUP that never returns), a minute past the bound.
+            self.execution_timeout = timedelta(minutes=self.migration.max_freeze_minutes + 1)
 
     def execute(self, context: Any) -> dict[str, Any]:
         run_id = context["ti"].run_id
@@ -260,6 +266,20 @@ class CutoverOperator(_WindowOperator):
 
     def on_chain_step(self) -> None:
         self.check_freeze_window(getattr(self, "_frozen_at", None))
+
+    def wait_for_file(self, migrate_task_id: str, file_name: str, loop: dict[str, Any]) -> None:
+        """Wait for RDS no longer than the freeze window has left: past it, roll back."""
+        left = self.window_left(getattr(self, "_frozen_at", None))
+        if left is not None:
+            self.wait_timeout = max(min(self.wait_timeout, left), timedelta(seconds=1))
+        try:
+            super().wait_for_file(migrate_task_id, file_name, loop)
+        except RdsWaitTimeoutError as error:
+            self.check_freeze_window(self._frozen_at)
+            raise FreezeWindowExceeded(
+                f"RDS did not restore {file_name} within the freeze window (max_freeze_minutes "
+                f"{self.migration.max_freeze_minutes:g}): rolling back so the applications can write again."
+            ) from error
 
     def chain_is_current(self, context: Any, state: Any, loop: dict[str, Any]) -> Any:
         return {

@@ -186,7 +186,7 @@ def render_report(
 
 
 def describe_outcome(states: dict[str, str]) -> str:
-    """One sentence for the run, from the states of the cutover tasks."""
+    """One sentence for the run, from the states of its tasks."""
     if states.get("release_target") == "success":
         return "migrated and validated: the target holds the same data, applications may use it"
     if states.get("validate") == "failed":
@@ -200,7 +200,22 @@ def describe_outcome(states: dict[str, str]) -> str:
         return "database opened on RDS; validation did not complete"
     if states.get("approve_cutover") == "failed":
         return "the approval timed out: nothing changed on the source"
+    early = [t for t in BEFORE_APPROVAL if states.get(t) == "failed"]
+    if early:
+        return f"the run failed at {early[0]}, before the cutover: nothing changed on the source"
     return "cutover not approved: nothing changed on the source"
+
+
+#: The tasks before the approval, in order: a failure there never touched the source.
+BEFORE_APPROVAL = (
+    "preflight",
+    "choose_start",
+    "full_backup",
+    "upload_full",
+    "create_migration_task",
+    "wait_full_restored",
+    "ship_logs",
+)
 
 
 class ReportOperator(MigrationOperator):

@@ -402,21 +402,23 @@ class MigrationSteps:
     def abandon_migration(self, migrate_task_id: str, *, wait_s: float = 600, poll_s: float = 5) -> list[str]:
         """Start over: terminate the migration task and drop the database it was restoring on RDS.
 
-        Refused when the database was already opened (that would drop a live database). Safe to repeat:
+        Refused while a database this task opened is still there (that would drop a live database); once
+        someone dropped it on purpose, the opened task is simply left behind. Safe to repeat:
         terminating a terminated task and dropping an absent database do nothing.
         """
         task = self.rds.get_task_state(self.instance_id, migrate_task_id)
-        if task.status in TASK_SUCCESS_STATES:
+        present = self.target_database in self.rds.database_names(self.instance_id)
+        if task.status in TASK_SUCCESS_STATES and present:
             raise ValueError(
                 f"Migration task {migrate_task_id} is {task.status}: {self.target_database!r} is already open on "
                 "RDS, so starting over would drop a live database. Drop or rename it on RDS yourself first "
                 "if that is really what you want."
             )
         done = []
-        if task.status not in TASK_TERMINAL_FAILURES:
+        if task.status not in TASK_TERMINAL_FAILURES | TASK_SUCCESS_STATES:
             self.rds.terminate_migration_task(self.instance_id, migrate_task_id)
             done.append(f"terminated migration task {migrate_task_id}")
-        if self.target_database in self.rds.database_names(self.instance_id):
+        if present and self.target_database in self.rds.database_names(self.instance_id):
             self.rds.delete_database(self.instance_id, self.target_database)
             done.append(f"dropped the database {self.target_database!r} being restored on RDS")
         deadline = time.monotonic() + wait_s

@@ -247,6 +247,9 @@ class ImportQuotaSettings(_Section):
 class NotifierSettings(_Section):
     """One Airflow notifier (any ``BaseNotifier`` subclass, e.g. a provider's Slack or SMTP notifier)."""
 
+    # ``class`` is a Python keyword: the field is ``class_``, read and written as ``class``.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
+
     class_: str = Field(
         alias="class",
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$",

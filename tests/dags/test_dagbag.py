@@ -46,7 +46,7 @@ def test_migration_dag_shape(config_dir, no_network):
     assert task("rollback").trigger_rule == "one_failed"
     assert task("rollback").upstream_task_ids == {"cutover", "open_database"}
     # Every task of the downtime window is bounded: the freeze by max_freeze_minutes, the open by its timeout.
-    assert task("cutover").execution_timeout.total_seconds() == 30 * 60
+    assert task("cutover").execution_timeout.total_seconds() == 31 * 60  # max_freeze_minutes, + 1 backstop
     assert task("open_database").execution_timeout.total_seconds() == 60 * 60
     for task_id in ("validate", "release_target", "rollback"):
         assert task(task_id).execution_timeout is not None, task_id

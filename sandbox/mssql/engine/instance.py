@@ -67,6 +67,17 @@ class Session:
         return self.tran_count > 0
 
 
+@dataclass(frozen=True)
+class BatchRecord:
+    """One batch a client sent (kept only while ``Instance.batch_log`` is a list): tests read what a
+    product asked of the server, e.g. that a cutover scanned no table data."""
+
+    at: dt.datetime
+    login: str
+    database: str
+    sql: str
+
+
 class Instance:
     """One SQL Server instance. Thread-safe: each session's batch runs in its own thread."""
 
@@ -100,6 +111,8 @@ class Instance:
         self.lock = threading.RLock()
         self.databases: dict[str, Database] = {}
         self.sessions: dict[int, Session] = {}
+        #: Every batch received, when a test sets it to a list (None: nothing is kept).
+        self.batch_log: list[BatchRecord] | None = None
         self._spids = itertools.count(51)
         self._file_ids = itertools.count(1)
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -391,6 +404,8 @@ class Instance:
 
         if session.killed:
             raise self.kill_error()
+        if self.batch_log is not None:
+            self.batch_log.append(BatchRecord(self.clock.now(), session.login, session.database, sql_text))
         try:
             Executor(self, session, emit, cancel).run_batch(sql_text)
         finally:
