@@ -38,7 +38,6 @@ from operators.backup import BackupOperator, UploadBackupOperator
 from operators.cutover import (
     CutoverApprovalOperator,
     CutoverOperator,
-    OpenDatabaseOperator,
     ReleaseTargetOperator,
     RollbackOperator,
 )
@@ -76,9 +75,9 @@ DAG_PREFIX = "mssql_to_rds__"
 #: Error DAGs of files: a prefix no entry's dag_id can have (those all start with DAG_PREFIX).
 ERROR_DAG_PREFIX = "mssql_to_rds_config_error__"
 START_DATE = datetime(2026, 1, 1)
-# The downtime window: freeze -> tail -> import (cutover), then the open. If one fails, the rollback task
+# The downtime window, freeze -> tail -> import -> open, is one task: if it fails, the rollback task
 # decides (it never gives the source back once RDS is opening the database).
-ROLLBACK_WATCHED = ["cutover", "open_database"]
+ROLLBACK_WATCHED = ["cutover"]
 CUTOVER_TASKS = ["approve_cutover", "catch_up", *ROLLBACK_WATCHED, "validate", "release_target", "rollback"]
 # The report summarises every task before it (a failure before the approval changed nothing on the source).
 REPORTED_TASKS = [
@@ -206,12 +205,12 @@ def build_migration_dag(spec: MigrationSpec, origin: Planned | None = None) -> D
         with TaskGroup("cutover_window", prefix_group_id=False):
             catch_up = ShipLogsOperator(task_id="catch_up", mode="catch_up", **common, **chain, **files)
             # In the downtime window a retry comes quickly; the freeze bound still caps the whole window.
-            window = {"retry_delay": timedelta(seconds=10)}
-            cutover = CutoverOperator(task_id="cutover", **window, **common, **chain, **files)
-            open_db = OpenDatabaseOperator(task_id="open_database", **window, **common)
+            cutover = CutoverOperator(
+                task_id="cutover", retry_delay=timedelta(seconds=10), **common, **chain, **files
+            )
             validate = ValidateOperator(task_id="validate", cutover_task_id="cutover", **common)
             release = ReleaseTargetOperator(task_id="release_target", **common)
-            catch_up >> cutover >> open_db >> validate >> release
+            catch_up >> cutover >> validate >> release
         rollback = RollbackOperator(
             task_id="rollback",
             trigger_rule=TriggerRule.ONE_FAILED,
@@ -224,7 +223,7 @@ def build_migration_dag(spec: MigrationSpec, origin: Planned | None = None) -> D
         )
         preflight >> choose >> [full, resume]
         [restored, resume] >> ship >> approve >> catch_up
-        [cutover, open_db] >> rollback
+        cutover >> rollback
         [release, rollback] >> report
     return dag
 

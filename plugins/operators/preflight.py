@@ -54,7 +54,13 @@ class PreflightOperator(MigrationOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         checks: list[Check] = []
         facts: dict[str, Any] = {}
-        for section in (self._source_checks, self._target_checks, self._bucket_checks, self._worker_checks):
+        for section in (
+            self._source_checks,
+            self._target_checks,
+            self._bucket_checks,
+            self._worker_checks,
+            self._pool_checks,
+        ):
             self._run(section, checks, facts)
         for check in checks:
             level = {"pass": "info", "warn": "warning", "fail": "error"}[check.status]
@@ -363,6 +369,49 @@ class PreflightOperator(MigrationOperator):
                     "make sure the target edition supports them, or opening fails",
                 )
             )
+
+    def _pool_checks(self, checks: list[Check], facts: dict[str, Any]) -> None:
+        """The pool that serialises this database's log chain: one slot, deferred tasks counted."""
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        from hooks.airflow_api import AirflowApiError, AirflowApiHook
+
+        pool, conn_id = self.migration.pool, self.migration.airflow_api_conn_id
+        create = f'airflow pools set {pool} 1 "log chain of {self.steps.database}" --include-deferred'
+        try:
+            found = AirflowApiHook(conn_id).get_pool(pool)
+        except (AirflowNotFoundException, AirflowApiError) as error:
+            reason = (
+                f"no connection {conn_id!r} to the Airflow API"
+                if isinstance(error, AirflowNotFoundException)
+                else str(error)
+            )
+            checks.append(
+                Check(
+                    "Airflow pool",
+                    "warn",
+                    f"{pool!r} not verified: {reason}",
+                    f"make sure it has 1 slot and include_deferred (`airflow pools get {pool}`), or create it: "
+                    f"{create}; give preflight an http connection {conn_id!r} to the API to check it",
+                )
+            )
+            return
+        if found is None:
+            checks.append(
+                Check("Airflow pool", "fail", f"{pool!r} does not exist: tasks in it never start", create)
+            )
+        elif found.slots != 1 or not found.include_deferred:
+            checks.append(
+                Check(
+                    "Airflow pool",
+                    "fail",
+                    f"{pool!r} has {found.slots} slot(s), include_deferred {found.include_deferred}: two tasks "
+                    "could work on the log chain at once (a deferred wait frees a slot unless it is counted)",
+                    create,
+                )
+            )
+        else:
+            checks.append(Check("Airflow pool", "pass", f"{pool!r}: 1 slot, deferred tasks counted"))
 
     def _bucket_checks(self, checks: list[Check], facts: dict[str, Any]) -> None:
         problems = self.steps.oss.check_bucket(self.steps.bucket, self.migration.target.region)

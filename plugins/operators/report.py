@@ -192,11 +192,12 @@ def describe_outcome(states: dict[str, str]) -> str:
     if states.get("validate") == "failed":
         return "validation failed: both sides left as they are (see the validate task's log for what to do)"
     if states.get("rollback") == "success":
-        failed = next((t for t in ("cutover", "open_database") if states.get(t) == "failed"), "the cutover")
-        return f"cutover failed at {failed}; the source was given back to the applications, nothing lost"
+        return (
+            "the cutover failed before the open; the source was given back to the applications, nothing lost"
+        )
     if states.get("rollback") == "failed":
         return "cutover failed and the source was NOT rolled back (see the rollback task's log)"
-    if states.get("open_database") == "success":
+    if states.get("cutover") == "success":
         return "database opened on RDS; validation did not complete"
     if states.get("approve_cutover") == "failed":
         return "the approval timed out: nothing changed on the source"

@@ -304,6 +304,7 @@ class MigrationSteps:
             backup_name=f"{kind} backup for ApsaraDB RDS migration",
             compression=self.use_compression(),
             compression_algorithm=self.compression_algorithm(),
+            backup_slots=self.spec.source.max_concurrent_backups,
             on_progress=on_progress,
         )
         self.record_ledger("backup_taken", record, kind=kind, server_path=server_path)

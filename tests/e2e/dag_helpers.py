@@ -16,7 +16,7 @@ import pytest
 from tests.e2e.conftest import DATABASE, RunningSandbox
 
 APPROVAL_TASK = "approve_cutover"
-CUTOVER_TASKS = ["catch_up", "cutover", "open_database", "validate", "release_target"]
+CUTOVER_TASKS = ["catch_up", "cutover", "validate", "release_target"]
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -131,14 +131,14 @@ def test_failed_tail_import_rolls_back_the_source(airflow_db, sandbox_factory, c
     assert answered["answered"], result
     assert str(dag_run.state) == "failed", result
     assert result["catch_up"] == "success" and result["cutover"] == "failed", result
-    assert result["open_database"] == "upstream_failed", result
+    assert result["validate"] == "upstream_failed", result
     assert result["rollback"] == "success", result
     assert result["report"] == "failed", result  # written, then fails the run so the failure stays visible
     undone = " ".join(xcom(dag_run, "rollback"))
     assert "READ_WRITE" in undone and "MULTI_USER" in undone and "RESTORE" not in undone, undone
     assert "AliyunRDSImportRole" in "".join(capfd.readouterr()), "the failure names its cause"
     (report,) = (Path(spec.backup_folder.worker_path) / "reports").glob("*.html")
-    assert "cutover failed at cutover; the source was given back" in report.read_text()
+    assert "the cutover failed before the open; the source was given back" in report.read_text()
 
     assert access("mssql_source", DATABASE) == WRITABLE
     assert_writes_continue(running)

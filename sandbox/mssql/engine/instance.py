@@ -113,6 +113,9 @@ class Instance:
         self.sessions: dict[int, Session] = {}
         #: Every batch received, when a test sets it to a list (None: nothing is kept).
         self.batch_log: list[BatchRecord] | None = None
+        #: Application locks (sp_getapplock): (database, resource) -> (owning session, mode, count).
+        self.applocks: dict[tuple[str, str], tuple[Session, str, int]] = {}
+        self._applock_cond = threading.Condition()
         self._spids = itertools.count(51)
         self._file_ids = itertools.count(1)
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -394,6 +397,51 @@ class Instance:
             self.rollback(session)
         with self.lock:
             self.sessions.pop(session.spid, None)
+        with self._applock_cond:  # session-owned application locks end with the session
+            for key in [k for k, (owner, _, _) in self.applocks.items() if owner is session]:
+                del self.applocks[key]
+            self._applock_cond.notify_all()
+
+    def get_applock(
+        self, session: Session, database: str, resource: str, mode: str, timeout: float | None, cancel
+    ) -> int:
+        """Take an application lock for ``session`` (sp_getapplock, session owner): 0 at once, 1 after a
+        wait, -1 when ``timeout`` (seconds; None: forever) ran out. Shared locks share with each other."""
+        key = (database, resource.lower())
+        deadline = None if timeout is None else time.monotonic() + timeout
+        waited = False
+        with self._applock_cond:
+            while True:
+                held = self.applocks.get(key)
+                if held is None or held[0] is session or (held[1] == mode == "shared"):
+                    count = held[2] + 1 if held is not None and held[0] is session else 1
+                    self.applocks[key] = (
+                        session,
+                        mode if held is None or held[0] is session else "shared",
+                        count,
+                    )
+                    return 1 if waited else 0
+                if deadline is not None and time.monotonic() >= deadline:
+                    return -1
+                if cancel.is_set() or session.killed:
+                    return -2
+                waited = True
+                self._applock_cond.wait(
+                    0.05 if deadline is None else min(0.05, max(deadline - time.monotonic(), 0))
+                )
+
+    def release_applock(self, session: Session, database: str, resource: str) -> bool:
+        key = (database, resource.lower())
+        with self._applock_cond:
+            held = self.applocks.get(key)
+            if held is None or held[0] is not session:
+                return False
+            if held[2] > 1:
+                self.applocks[key] = (session, held[1], held[2] - 1)
+            else:
+                del self.applocks[key]
+            self._applock_cond.notify_all()
+            return True
 
     def kill_error(self) -> SqlError:
         return SqlError(596, 21, 1, "Cannot continue the execution because the session is in the kill state.")

@@ -247,8 +247,10 @@ class Parser:
             self.expect_op(")")
             self.accept_word("AS")  # EXEC (...) AS USER/LOGIN is not supported: fall through to syntax
             return Stmt("exec_dynamic", "", {"expr": expr})
+        status_var = None
         if self.peek().kind == "var" and self.peek(1).is_op("="):
-            raise unsupported("EXEC @return_status = ...")
+            status_var = self.next().value  # EXEC @return_status = proc ...
+            self.next()
         if self.peek().kind == "var":
             proc = ("var", self.next().value)
         else:
@@ -266,7 +268,7 @@ class Parser:
             args.append((pname, value, output))
             if not self.accept_op(","):
                 break
-        return Stmt("exec_proc", "", {"proc": proc, "args": args})
+        return Stmt("exec_proc", "", {"proc": proc, "args": args, "status_var": status_var})
 
     _st_EXECUTE = _st_EXEC
 
