@@ -64,8 +64,9 @@ def test_airflow_env_is_complete(tmp_path, monkeypatch):
     assert set(passwords) == {demo.UI_USER, demo.POOL_READER} and passwords[demo.UI_USER] == setup.password
     api = json.loads(env["AIRFLOW_CONN_AIRFLOW_API"])  # preflight checks the pool with the read-only user
     assert api["login"] == demo.POOL_READER and api["password"] == passwords[demo.POOL_READER]
-    assert f"{demo.POOL_READER}:viewer" in env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"]
-    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == f"{demo.UI_USER}:admin,{demo.POOL_READER}:viewer"
+    assert (
+        env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == f"{demo.UI_USER}:admin,{demo.POOL_READER}:viewer"
+    )
 
 
 def test_refuses_to_wipe_a_foreign_folder(tmp_path):
