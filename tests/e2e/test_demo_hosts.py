@@ -48,7 +48,12 @@ def test_an_upload_on_a_host_without_the_share_fails_as_misrouted(share):
     spec = {
         "name": "sales",
         "source": {"mssql_conn_id": "mssql_source", "database": "Sales"},
-        "target": {"rds_conn_id": "rds", "instance_id": "rm-x", "region": "cn-hangzhou", "mssql_conn_id": "t"},
+        "target": {
+            "rds_conn_id": "rds",
+            "instance_id": "rm-x",
+            "region": "cn-hangzhou",
+            "mssql_conn_id": "t",
+        },
         "oss": {"oss_conn_id": "oss", "bucket": "migration-bucket", "prefix": "p/"},
         "backup_folder": {"server_path": "D:\\Backups", "worker_path": str(share)},
     }

@@ -286,3 +286,88 @@ def test_idle_database_skips_empty_logs_in_the_loop_and_at_cutover(airflow_db, s
     imported = set(rds_file_names(steps, migrate_task_id))
     assert not imported & set(skipped), "an empty log backup was imported"
     assert not [e for e in entries if e.event in ("uploaded", "import_requested") and e.file_name in skipped]
+
+
+# ---------------------------------------------------------------------------------------------------
+# 3. Recovery forks
+# ---------------------------------------------------------------------------------------------------
+
+
+def our_backup_name(kind: str, seq: int) -> str:
+    from datetime import UTC, datetime
+
+    from rds_migration.naming import backup_file_name
+
+    return backup_file_name(DATABASE, kind, datetime.now(UTC), seq=seq)
+
+
+def test_log_spanning_the_fork_of_an_old_style_rollback_continues(airflow_db, sandbox_factory):
+    """An older cutover took a NORECOVERY tail, shipped it, and was rolled back WITH RECOVERY: the next log
+    spans the new fork, which begins where the target stands, so the migration goes on."""
+    running = sandbox_factory(sandbox_config(workload_rate=0))  # a NORECOVERY tail needs exclusive access
+    spec = make_spec(running.state_dir, "e2e_fork_ok", retries=0)
+    run_dag(airflow_db, spec, "Reject")
+    steps = steps_of(spec)
+    migrate_task_id = steps.find_migration_task_id()
+
+    write_rows(running)
+    tail = our_backup_name("LOG", 90)
+    run_sql(
+        running,
+        f"BACKUP LOG [{DATABASE}] TO DISK = N'{steps.server_path(tail)}' WITH INIT, CHECKSUM, NORECOVERY",
+    )
+    assert access("mssql_source", DATABASE)[0] == "RESTORING"
+    (item,) = steps.chain_state(migrate_task_id).pending  # the product ships the tail it finds in its folder
+    assert item.import_name == tail
+    steps.upload(item)
+    steps.import_backup(migrate_task_id, item)
+    steps.rds.wait_for_file_state(steps.instance_id, migrate_task_id, tail, timeout=60, poll=0.2)
+    run_sql(running, f"RESTORE DATABASE [{DATABASE}] WITH RECOVERY")  # the old rollback: a new fork starts
+    write_rows(running)
+
+    dag_run = run_dag(airflow_db, spec, "Approve")
+
+    assert_migrated(dag_run, running)
+    spanning = [
+        e.backup
+        for e in steps.read_ledger()
+        if e.event == "import_requested" and e.backup is not None and e.backup.spans_fork
+    ]
+    assert len(spanning) == 1, "the first log after the recovery spans the fork, and was imported"
+    assert spanning[0].fork_point_lsn == steps.source.find_backup(DATABASE, steps.server_path(tail)).last_lsn
+
+
+def test_source_restored_from_an_older_backup_is_refused_before_any_upload(
+    airflow_db, sandbox_factory, capfd
+):
+    """The source is restored from our full (older than what the target holds) and recovered: its LSNs
+    restart at the full's end, below the target's restore point, on a new fork. The next shipping fails
+    with the fork message — its log only *looks* covered — and nothing is uploaded."""
+    running = sandbox_factory(sandbox_config(workload_rate=0))  # RESTORE over the source needs it unused
+    spec = make_spec(running.state_dir, "e2e_fork_refused", retries=0)
+    first = run_dag(airflow_db, spec, "Reject")
+    full = xcom(first, "full_backup")["file_name"]
+    write_rows(running, 40)
+    second = run_dag(airflow_db, spec, "Reject")  # ships those writes: the target is well past the full
+    assert states(second)["ship_logs"] == "success", states(second)
+    steps = steps_of(spec)
+    migrate_task_id = steps.find_migration_task_id()
+    files_before, keys_before = rds_file_names(steps, migrate_task_id), oss_keys(steps)
+    capfd.readouterr()
+
+    run_sql(
+        running,
+        f"RESTORE DATABASE [{DATABASE}] FROM DISK = N'{steps.server_path(full)}' WITH REPLACE, RECOVERY",
+    )
+    write_rows(running, 1)
+    dag_run = run_dag(airflow_db, spec, "Reject")
+
+    result = states(dag_run)
+    assert str(dag_run.state) == "failed" and result["ship_logs"] == "failed", result
+    message = failure_message(capfd.readouterr().out, "The restore chain cannot continue")
+    assert "recovery fork" in message and "Start the migration over from a new full backup" in message, (
+        message
+    )
+    assert '"start_over": true' in message, message
+    assert oss_keys(steps) == keys_before, "nothing uploaded"
+    assert rds_file_names(steps, migrate_task_id) == files_before, "nothing imported"
