@@ -25,6 +25,11 @@ ENTERPRISE_ONLY_BEFORE_2016SP1 = {
 }
 
 
+def quote_name(name: str) -> str:
+    """T-SQL identifier quoting, as QUOTENAME does: ``[`` ... ``]`` with every ``]`` doubled."""
+    return "[" + name.replace("]", "]]") + "]"
+
+
 @dataclass
 class Check:
     """One preflight result: ``status`` is pass, warn or fail; ``fix`` says what to do."""
@@ -144,9 +149,16 @@ class PreflightOperator(MigrationOperator):
             )
         else:
             checks.append(Check("TDE", "pass", "not encrypted"))
-        self._rights_check(checks, source.login_rights(database))
+        rights = source.login_rights(database)
+        self._rights_check(checks, rights)
         self._other_jobs_check(checks, database)
-        if self.run_checkdb:
+        if self.run_checkdb and not rights.can_checkdb:
+            checks.append(
+                Check(
+                    "DBCC CHECKDB", "warn", f"not run: {rights.login_name} may not run it (see source rights)"
+                )
+            )
+        elif self.run_checkdb:
             errors = source.check_database(database)
             checks.append(
                 Check(
@@ -177,37 +189,26 @@ class PreflightOperator(MigrationOperator):
             )
 
     def _rights_check(self, checks: list[Check], rights: Any) -> None:
-        """Every statement the migration will run on the source, rollback included (S6)."""
+        """Every statement the migration will run on the source, rollback included (S6). The fix is the
+        statement that grants them all: db_owner may back up, ALTER (freeze and undo) and CHECKDB."""
         needed = [
-            (
-                "BACKUP DATABASE (the full)",
-                rights.can_backup_database,
-                "db_backupoperator role in the database",
-            ),
-            (
-                "BACKUP LOG (log shipping, tail)",
-                rights.can_backup_log,
-                "db_backupoperator role in the database",
-            ),
-            (
-                "ALTER DATABASE (freeze, and its undo on rollback)",
-                rights.can_alter,
-                "db_owner role, or dbcreator",
-            ),
+            ("BACKUP DATABASE (the full)", rights.can_backup_database),
+            ("BACKUP LOG (log shipping, tail)", rights.can_backup_log),
+            ("ALTER DATABASE (freeze, and its undo on rollback)", rights.can_alter),
         ]
         if self.run_checkdb:
-            needed.append(("DBCC CHECKDB", rights.can_checkdb, "db_owner role in the database (or sysadmin)"))
-        missing = [(what, grant) for what, ok, grant in needed if not ok]
+            needed.append(("DBCC CHECKDB", rights.can_checkdb))
+        missing = [what for what, ok in needed if not ok]
         login = rights.login_name or "the source login"
         if missing:
+            user = quote_name(rights.user_name or rights.login_name)
             checks.append(
                 Check(
                     "source rights",
                     "fail",
-                    f"{login} may not run: " + "; ".join(what for what, _ in missing),
-                    "grant "
-                    + "; ".join(sorted({grant for _, grant in missing}))
-                    + f" to {login}, or use a sysadmin login",
+                    f"{login} may not run: " + "; ".join(missing),
+                    f"make its user a db_owner of the database — USE {quote_name(self.steps.database)}; "
+                    f"ALTER ROLE [db_owner] ADD MEMBER {user}; — or use a sysadmin login",
                 )
             )
         else:
@@ -219,8 +220,9 @@ class PreflightOperator(MigrationOperator):
                     "source rights",
                     "warn",
                     f"{login} may not read backup headers (RESTORE HEADERONLY needs CREATE DATABASE)",
-                    "a backup of another job copied into the backup folder cannot be verified and adopted; "
-                    "grant CREATE ANY DATABASE, or list that job's folder in backup_folder.adopt_from",
+                    "a backup of another job copied into the backup folder cannot be verified and adopted; list "
+                    "that job's folder in backup_folder.adopt_from instead (no right needed), or grant it: "
+                    f"ALTER SERVER ROLE [dbcreator] ADD MEMBER {quote_name(login)};",
                 )
             )
 

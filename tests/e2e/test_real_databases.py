@@ -18,6 +18,7 @@ Whole DAG with ``dag.test()`` against the sandbox, unless a scenario says otherw
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -371,3 +372,74 @@ def test_source_restored_from_an_older_backup_is_refused_before_any_upload(
     assert '"start_over": true' in message, message
     assert oss_keys(steps) == keys_before, "nothing uploaded"
     assert rds_file_names(steps, migrate_task_id) == files_before, "nothing imported"
+
+
+# ---------------------------------------------------------------------------------------------------
+# 4. Preflight: rights, compression on an edition that cannot compress, storage
+# ---------------------------------------------------------------------------------------------------
+
+MIGRATOR = {"password": "Sandbox!Migrator1"}
+
+
+def preflight_failure(output: str) -> str:
+    lines = [line for line in output.splitlines() if "Preflight failed" in line]
+    assert lines, output[-3000:]
+    return lines[-1]
+
+
+def use_source_login(monkeypatch, running: RunningSandbox, login: str, password: str, **extra: Any) -> None:
+    """Point the source connection at another login (and connection extras)."""
+    conn = running.connections()["mssql_source"]
+    conn = {
+        **conn,
+        "login": login,
+        "password": password,
+        "extra": {**conn["extra"], **extra.pop("extra", {})},
+    }
+    conn.update(extra)
+    monkeypatch.setenv("AIRFLOW_CONN_MSSQL_SOURCE", json.dumps(conn))
+
+
+def test_preflight_names_missing_rights_and_passes_once_granted(
+    airflow_db, sandbox_factory, capfd, monkeypatch
+):
+    config = sandbox_config(workload_rate=0)
+    config["source"]["instance"]["logins"]["migrator"] = MIGRATOR
+    config["source"]["instance"]["databases"][DATABASE]["users"]["migrator"] = ["db_backupoperator"]
+    running = sandbox_factory(config)
+    use_source_login(monkeypatch, running, "migrator", MIGRATOR["password"])
+    spec = make_spec(running.state_dir, "e2e_rights", retries=0)
+
+    refused = run_dag(airflow_db, spec, None)
+
+    result = states(refused)
+    assert result["preflight"] == "failed" and result["full_backup"] == "upstream_failed", result
+    message = preflight_failure(capfd.readouterr().out)
+    assert (
+        "source rights: migrator may not run: ALTER DATABASE (freeze, and its undo on rollback); DBCC CHECKDB"
+        in message
+    ), message
+    grant = f"USE [{DATABASE}]; ALTER ROLE [db_owner] ADD MEMBER [migrator];"
+    assert grant in message, message
+    assert "Preflight failed 1 of" in message, message
+
+    run_sql(running, grant.rstrip(";"))  # exactly what the message says, as an administrator
+    granted = run_dag(airflow_db, spec, "Reject")
+
+    result = states(granted)
+    assert result["preflight"] == "success" and result["ship_logs"] == "success", result
+    rights = [c for c in xcom(granted, "preflight")["checks"] if c["name"] == "source rights"]
+    assert rights[0] == {
+        "name": "source rights",
+        "status": "pass",
+        "detail": "migrator may run every step (granted rights)",
+        "fix": "",
+    }
+    # Still a warning: adopting a copied file verifies its header, which needs CREATE DATABASE.
+    headers = "ALTER SERVER ROLE [dbcreator] ADD MEMBER [migrator];"
+    assert rights[1]["status"] == "warn" and headers in rights[1]["fix"], rights
+
+    run_sql(running, headers.rstrip(";"))
+    again = run_dag(airflow_db, spec, "Reject")
+    rights = [c for c in xcom(again, "preflight")["checks"] if c["name"] == "source rights"]
+    assert [c["status"] for c in rights] == ["pass"], rights
