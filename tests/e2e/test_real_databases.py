@@ -443,3 +443,33 @@ def test_preflight_names_missing_rights_and_passes_once_granted(
     again = run_dag(airflow_db, spec, "Reject")
     rights = [c for c in xcom(again, "preflight")["checks"] if c["name"] == "source rights"]
     assert [c["status"] for c in rights] == ["pass"], rights
+
+
+def test_preflight_refuses_compression_on_web_edition_and_a_log_larger_than_the_free_storage(
+    airflow_db, sandbox_factory, capfd
+):
+    config = sandbox_config(workload_rate=0)
+    config["source"]["instance"]["edition"] = "Web Edition (64-bit)"  # cannot create compressed backups
+    config["source"]["instance"]["databases"][DATABASE]["files"] = {"log_mb": 3 * 1024}  # 3 GB of log
+    config["rds"]["storage_gb"] = 2  # data fits, the log does not: RESTORE recreates it at its size
+    running = sandbox_factory(config)
+    spec = make_spec(running.state_dir, "e2e_web_storage", retries=0, compression="on")
+
+    dag_run = run_dag(airflow_db, spec, None)
+
+    result = states(dag_run)
+    assert result["preflight"] == "failed" and result["full_backup"] == "upstream_failed", result
+    message = preflight_failure(capfd.readouterr().out)
+    assert "Preflight failed 2 of" in message, message
+    assert (
+        "backup compression: compression: on, but Web Edition (64-bit) cannot create compressed backups (error 1844)"
+        in message
+    ), message
+    assert "set compression: auto (or off)" in message, message
+    assert "target storage:" in message and "(LOG 3.0 GB, ROWS 0.0 GB)" in message, message
+    steps = steps_of(spec)
+    assert steps.our_history() == [], "no backup was attempted"
+    checks = {
+        c["name"]: c for c in json.loads(json.dumps(xcom(dag_run, "preflight") or {"checks": []}))["checks"]
+    }
+    assert checks == {} or checks["target storage"]["status"] == "fail"
