@@ -179,7 +179,8 @@ class PreflightOperator(MigrationOperator):
             )
         else:
             compress = self.steps.use_compression()
-            algorithm = " (ALGORITHM = MS_XPRESS)" if compress and server.major_version >= 16 else ""
+            named = self.steps.compression_algorithm()  # what the backups will name (the steps decide)
+            algorithm = f" (ALGORITHM = {named})" if compress and named else ""
             checks.append(
                 Check(
                     "backup compression",

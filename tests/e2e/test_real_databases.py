@@ -469,3 +469,39 @@ def test_preflight_refuses_compression_on_web_edition_and_a_log_larger_than_the_
     assert "target storage:" in message and "(LOG 3.0 GB, ROWS 0.0 GB)" in message, message
     steps = steps_of(spec)
     assert steps.our_history() == [], "no backup was attempted"
+
+
+# ---------------------------------------------------------------------------------------------------
+# 5. SQL Server 2022: the compression algorithm is decided, not left to the server's default
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_sql_server_2022_source_pins_ms_xpress_and_migrates(airflow_db, sandbox_factory):
+    config = sandbox_config()
+    config["source"]["instance"]["product_version"] = "16.0.4135.4"
+    # The server's default is QAT (sp_configure 'backup compression algorithm', 2): whether RDS restores
+    # QAT backups is not documented, so the product must name MS_XPRESS itself.
+    config["source"]["instance"]["backup_compression_algorithm"] = "QAT_DEFLATE"
+    config["target"]["instance"]["product_version"] = "16.0.4135.4"  # RDS 2022_std_ha
+    running = sandbox_factory(config)
+    spec = make_spec(running.state_dir, "e2e_sql2022", retries=0)
+
+    dag_run = run_dag(airflow_db, spec, "Approve")
+
+    assert_migrated(dag_run, running)
+    checks = {c["name"]: c for c in xcom(dag_run, "preflight")["checks"]}
+    assert checks["backup compression"]["detail"] == "on (ALGORITHM = MS_XPRESS)", checks[
+        "backup compression"
+    ]
+    steps = steps_of(spec)
+    ours = {r.file_name for r in steps.our_history()}
+    with connect(running, "msdb") as conn:
+        cursor = conn.cursor()
+        cursor.execute(
+            "SELECT bmf.physical_device_name, bs.compression_algorithm FROM msdb.dbo.backupset AS bs "
+            "JOIN msdb.dbo.backupmediafamily AS bmf ON bmf.media_set_id = bs.media_set_id "
+            "WHERE bs.database_name = %s",
+            (DATABASE,),
+        )
+        algorithms = {device.split("\\")[-1]: algorithm for device, algorithm in cursor.fetchall()}
+    assert len(ours) >= 3 and {algorithms[name] for name in ours} == {"MS_XPRESS"}, algorithms

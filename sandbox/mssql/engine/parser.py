@@ -632,6 +632,16 @@ class Parser:
                 source = self.expr()
                 self.expect_word("TO")
                 options.append((name, (source, self.expr())))
+            elif name == "COMPRESSION" and self.peek().is_op("("):
+                # SQL Server 2022: COMPRESSION (ALGORITHM = MS_XPRESS | QAT_DEFLATE)
+                paren = self.next()
+                self.expect_word("ALGORITHM")
+                self.expect_op("=")
+                algorithm = self.next()
+                if algorithm.kind != "word":
+                    raise syntax_error(algorithm)
+                self.expect_op(")")
+                options.append((name, ("algorithm", algorithm.upper, paren)))
             elif self.accept_op("="):
                 options.append((name, self.expr()))
             elif name == "STATS":
