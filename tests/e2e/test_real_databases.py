@@ -505,3 +505,45 @@ def test_sql_server_2022_source_pins_ms_xpress_and_migrates(airflow_db, sandbox_
         )
         algorithms = {device.split("\\")[-1]: algorithm for device, algorithm in cursor.fetchall()}
     assert len(ours) >= 3 and {algorithms[name] for name in ours} == {"MS_XPRESS"}, algorithms
+
+
+# ---------------------------------------------------------------------------------------------------
+# 6. A login whose default database is the migrated one
+# ---------------------------------------------------------------------------------------------------
+
+HOMED = {"password": "Sandbox!Homed1", "sysadmin": True, "default_database": DATABASE}
+
+
+def test_login_whose_default_database_is_the_migrated_one(airflow_db, sandbox_factory, monkeypatch, caplog):
+    config = sandbox_config()
+    config["source"]["instance"]["logins"]["dba_home"] = HOMED
+    running = sandbox_factory(config)
+    # No database in the connection: a plain client lands in the login's default database, SalesDB.
+    use_source_login(monkeypatch, running, "dba_home", HOMED["password"], schema="")
+    with connect(running, "", user="dba_home", password=HOMED["password"]) as conn:
+        cursor = conn.cursor()
+        cursor.execute("SELECT DB_NAME()")
+        assert cursor.fetchone()[0] == DATABASE
+    spec = make_spec(running.state_dir, "e2e_home_db", retries=0)
+
+    dag_run = run_dag(airflow_db, spec, "Approve")
+
+    assert_migrated(dag_run, running)
+    # Now make the source database unavailable: a plain connect without a database fails with 4064...
+    run_sql(running, f"ALTER DATABASE [{DATABASE}] SET OFFLINE WITH ROLLBACK IMMEDIATE")
+    # (SQL Server sends 4064 "Cannot open user default database" then 18456; pymssql reports the last one.)
+    caplog.clear()
+    with pytest.raises(pymssql.OperationalError) as refused:
+        connect(running, "", user="dba_home", password=HOMED["password"])
+    assert refused.value.args[0][0] == 18456, refused.value.args
+    assert "login failed for user 'dba_home' from" in caplog.text and ": 4064" in caplog.text, caplog.text
+    # ... while the hook (same connection, no database either) connects to master and reads msdb.
+    from hooks.mssql import MigrationMsSqlHook
+
+    source = MigrationMsSqlHook(mssql_conn_id="mssql_source")
+    assert source.get_connection("mssql_source").login == "dba_home"
+    assert source.database_facts(DATABASE).state_desc == "OFFLINE"
+    from datetime import datetime
+
+    full_started = datetime.fromisoformat(xcom(dag_run, "full_backup")["started_at"])
+    assert len(source.backup_history(DATABASE, full_started)) >= 3  # the full, a log, the tail
