@@ -547,3 +547,40 @@ def test_login_whose_default_database_is_the_migrated_one(airflow_db, sandbox_fa
 
     full_started = datetime.fromisoformat(xcom(dag_run, "full_backup")["started_at"])
     assert len(source.backup_history(DATABASE, full_started)) >= 3  # the full, a log, the tail
+
+
+# ---------------------------------------------------------------------------------------------------
+# 7. A British session language: msdb history is read with an ISO bound
+# ---------------------------------------------------------------------------------------------------
+
+BRITISH = {"conn_properties": "SET LANGUAGE British"}  # pymssql runs it on every new connection
+
+
+def test_british_session_reads_msdb_history_and_migrates(airflow_db, sandbox_factory, monkeypatch):
+    from datetime import UTC, datetime, timedelta
+
+    from hooks.mssql import MigrationMsSqlHook
+
+    running = sandbox_factory()
+    use_source_login(monkeypatch, running, "sa", running.sandbox.config["source"]["password"], extra=BRITISH)
+    source = MigrationMsSqlHook(mssql_conn_id="mssql_source")
+    assert source.get_first("SELECT @@LANGUAGE")[0] == "British"
+
+    # The old form: a Python datetime, which pymssql renders as 'YYYY-MM-DD hh:mm:ss.fff', read day first.
+    since = datetime(2026, 11, 24, 10, 15)
+    with connect(running, "msdb", **BRITISH) as conn:
+        cursor = conn.cursor()
+        with pytest.raises(pymssql.DatabaseError) as misread:
+            cursor.execute("SELECT COUNT(*) FROM msdb.dbo.backupset WHERE backup_start_date >= %s", (since,))
+    assert misread.value.args[0] == 242, misread.value.args
+    # The product's form: the same history through a British and a us_english session.
+    week_ago = datetime.now(UTC) - timedelta(days=8)
+    british = source.backup_history(DATABASE, week_ago)
+    monkeypatch.setenv("AIRFLOW_CONN_MSSQL_PLAIN", json.dumps(running.connections()["mssql_source"]))
+    plain = MigrationMsSqlHook(mssql_conn_id="mssql_plain").backup_history(DATABASE, week_ago)
+    assert british == plain and len(british) > 10  # the demo's nightly job history
+
+    spec = make_spec(running.state_dir, "e2e_british", retries=0)
+    dag_run = run_dag(airflow_db, spec, "Approve")
+
+    assert_migrated(dag_run, running)
