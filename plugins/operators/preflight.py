@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from operators.base import MigrationOperator
+from operators.steps import parent_folder, shown
 
 # Features persisted in a database that only Enterprise supported before SQL Server 2016 SP1
 # (sys.dm_db_persisted_sku_features names). From 2016 SP1 on, all editions support them.
@@ -28,6 +30,28 @@ ENTERPRISE_ONLY_BEFORE_2016SP1 = {
 def quote_name(name: str) -> str:
     """T-SQL identifier quoting, as QUOTENAME does: ``[`` ... ``]`` with every ``]`` doubled."""
     return "[" + name.replace("]", "]]") + "]"
+
+
+def describe_other_backups(foreign: list[Any]) -> str:
+    """Other jobs' backups that do not break the chain, one per backup set (stripes named once)."""
+    copy_only_logs = [r for r in foreign if r.backup_type.name == "LOG" and r.is_copy_only]
+    data = [r for r in foreign if r.backup_type.name != "LOG"]
+    kinds = Counter(
+        "COPY_ONLY" if r.is_copy_only else {"FULL": "full", "DIFF": "differential"}[r.backup_type.name]
+        for r in data
+    )
+    parts = [f"Not breakers: {len(copy_only_logs)} COPY_ONLY log backup(s) (they never truncate the log)"]
+    if data:
+        parts.append(
+            "other jobs' data backups: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+        )
+    striped = [r for r in foreign if r.stripes > 1]
+    if striped:
+        parts.append(
+            "striped: "
+            + ", ".join(f"{r.backup_type.name} {r.file_name!r} over {r.stripes} files" for r in striped)
+        )
+    return "; ".join(parts) + "."
 
 
 @dataclass
@@ -228,28 +252,33 @@ class PreflightOperator(MigrationOperator):
             )
 
     def _other_jobs_check(self, checks: list[Check], database: str) -> None:
-        """Other jobs' log backups truncate the log our chain needs (COPY_ONLY ones do not)."""
+        """Other jobs' log backups truncate the log our chain needs; COPY_ONLY ones do not. Every backup is
+        counted once per backup set: a striped or mirrored set has one msdb media row per file."""
         history = self.steps.history(datetime.now(UTC) - timedelta(days=7))
         shippable, foreign = self.steps.shippable(history)
         breakers = [r for r in foreign if r.backup_type.name == "LOG" and not r.is_copy_only]
         adopted = [s for s in shippable if s.origin != "ours"]
+        others = describe_other_backups(foreign)
         if breakers:
             last = breakers[-1]
+            folders = sorted({parent_folder(r.physical_device_name or "") for r in breakers} - {""})
             checks.append(
                 Check(
                     "other log backups",
                     "warn",
-                    f"{len(breakers)} log backup(s) by other jobs in 7 days, the last at "
-                    f"{last.started_at:%Y-%m-%d %H:%M} UTC to {last.physical_device_name!r}",
-                    "stop that job for the migration, or add its folder to backup_folder.adopt_from so its "
-                    "backups join the chain: a log backup taken elsewhere breaks it",
+                    f"{len(breakers)} log backup(s) by other jobs in 7 days break the chain, the last at "
+                    f"{last.started_at:%Y-%m-%d %H:%M} UTC to {shown(last.physical_device_name or '')}. {others}",
+                    "stop that job for the migration, or add its folder ("
+                    + ", ".join(shown(f) for f in folders)
+                    + ") to backup_folder.adopt_from so its backups join the chain: a log backup taken elsewhere "
+                    "breaks it",
                 )
             )
         else:
             detail = (
                 f"none outside adopt_from ({len(adopted)} adopted)" if adopted else "none in the last 7 days"
             )
-            checks.append(Check("other log backups", "pass", detail))
+            checks.append(Check("other log backups", "pass", f"{detail}. {others}"))
         for folder in self.migration.backup_folder.adopt_from:
             visible = os.path.isdir(folder.worker_path)
             checks.append(

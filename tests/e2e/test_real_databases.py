@@ -584,3 +584,49 @@ def test_british_session_reads_msdb_history_and_migrates(airflow_db, sandbox_fac
     dag_run = run_dag(airflow_db, spec, "Approve")
 
     assert_migrated(dag_run, running)
+
+
+# ---------------------------------------------------------------------------------------------------
+# 8. The demo's job history, as preflight reports it
+# ---------------------------------------------------------------------------------------------------
+
+
+def msdb_rows(running: RunningSandbox, sql: str) -> list[tuple]:
+    with connect(running, "msdb") as conn:
+        cursor = conn.cursor()
+        cursor.execute(sql)
+        return cursor.fetchall()
+
+
+def test_demo_history_preflight_warns_once_per_backup_set_and_not_about_copy_only(
+    airflow_db, sandbox_factory
+):
+    running = sandbox_factory()
+    # A DBA's ad-hoc COPY_ONLY log backup besides the nightly job: it never truncates the log.
+    write_rows(running)
+    run_sql(
+        running, f"BACKUP LOG [{DATABASE}] TO DISK = N'{OTHER_JOB_FOLDER}\\adhoc.trn' WITH INIT, COPY_ONLY"
+    )
+    (logs,) = msdb_rows(
+        running,
+        f"SELECT COUNT(*) FROM msdb.dbo.backupset WHERE database_name = N'{DATABASE}' AND type = 'L' AND is_copy_only = 0",
+    )[0]
+    striped = msdb_rows(
+        running,
+        "SELECT bmf.physical_device_name FROM msdb.dbo.backupmediafamily AS bmf JOIN msdb.dbo.backupmediaset AS ms "
+        "ON ms.media_set_id = bmf.media_set_id WHERE ms.media_family_count = 2 ORDER BY bmf.family_sequence_number",
+    )
+    assert len(striped) == 2, striped  # one full striped over two files: two media rows, one backup set
+    spec = make_spec(running.state_dir, "e2e_history", retries=0)
+
+    dag_run = run_dag(airflow_db, spec, "Reject")
+
+    checks = [c for c in xcom(dag_run, "preflight")["checks"] if c["name"] == "other log backups"]
+    assert len(checks) == 1 and checks[0]["status"] == "warn", checks
+    detail = checks[0]["detail"]
+    assert detail.startswith(f"{logs} log backup(s) by other jobs in 7 days break the chain"), (logs, detail)
+    assert "Not breakers: 1 COPY_ONLY log backup(s)" in detail, detail
+    assert "other jobs' data backups: 1 COPY_ONLY, " in detail, detail  # the VSS snapshot full
+    first, second = (name.split("\\")[-1] for (name,) in striped)
+    assert detail.count(f"FULL '{first}' over 2 files") == 1 and second not in detail, detail
+    assert f"'{OTHER_JOB_FOLDER}\\SRC-SQL01\\{DATABASE}\\LOG'" in checks[0]["fix"], checks[0]["fix"]
