@@ -373,6 +373,11 @@ def test_source_restored_from_an_older_backup_is_refused_before_any_upload(
     assert oss_keys(steps) == keys_before, "nothing uploaded"
     assert rds_file_names(steps, migrate_task_id) == files_before, "nothing imported"
 
+    # The way out the message gives: start over from a new full of the source as it is now.
+    over = run_dag(airflow_db, spec, "Approve", run_conf={"start_over": True})
+    assert_migrated(over, running)
+    assert xcom(over, "cutover")["migrate_task_id"] != migrate_task_id
+
 
 # ---------------------------------------------------------------------------------------------------
 # 4. Preflight: rights, compression on an edition that cannot compress, storage
@@ -469,6 +474,19 @@ def test_preflight_refuses_compression_on_web_edition_and_a_log_larger_than_the_
     assert "target storage:" in message and "(LOG 3.0 GB, ROWS 0.0 GB)" in message, message
     steps = steps_of(spec)
     assert steps.our_history() == [], "no backup was attempted"
+
+    # What the messages say: compression auto (or off), and more storage on the instance.
+    running.sandbox.rds.config.storage_gb = 20
+    fixed = run_dag(airflow_db, spec.model_copy(update={"compression": "auto"}), "Reject")
+    checks = {c["name"]: c for c in xcom(fixed, "preflight")["checks"]}
+    assert checks["backup compression"] == {
+        "name": "backup compression",
+        "status": "pass",
+        "detail": "off (auto)",
+        "fix": "",
+    }
+    assert checks["target storage"]["status"] == "pass", checks["target storage"]
+    assert states(fixed)["ship_logs"] == "success", states(fixed)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -630,3 +648,11 @@ def test_demo_history_preflight_warns_once_per_backup_set_and_not_about_copy_onl
     first, second = (name.split("\\")[-1] for (name,) in striped)
     assert detail.count(f"FULL '{first}' over 2 files") == 1 and second not in detail, detail
     assert f"'{OTHER_JOB_FOLDER}\\SRC-SQL01\\{DATABASE}\\LOG'" in checks[0]["fix"], checks[0]["fix"]
+    # msdb's backup_start_date is the server's local time; preflight reports UTC. The job names its files
+    # with the local time it ran at: the last log's stamp, moved from Berlin to UTC, is what preflight says.
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    stamp = detail.split("_LOG_", 1)[1][:15]
+    local = datetime.strptime(stamp, "%Y%m%d_%H%M%S").replace(tzinfo=ZoneInfo("Europe/Berlin"))
+    assert f"the last at {local.astimezone(UTC):%Y-%m-%d %H:%M} UTC" in detail, detail
