@@ -38,8 +38,9 @@ DATABASE_OPTIONS = (*USER_ACCESS_MODES, "READ_ONLY", "READ_WRITE")
 STANDARD_EDITION_ID = -1534726760
 #: DBCC CHECKDB reports consistency problems with numbers in these ranges; they are collected, not raised.
 CHECKDB_ERROR_RANGES = ((2500, 2599), (5200, 5299), (7900, 7999), (8900, 8999))
-#: Errors that are not about consistency even though they fall in the ranges above.
-_NOT_CONSISTENCY = {2520}
+#: Errors that are not about consistency even though they fall in the ranges above (2520: no such
+#: database; 7983: "User ... does not have permission to run DBCC checkdb", a right, not corruption).
+_NOT_CONSISTENCY = {2520, 7983}
 #: Minimum seconds between two progress lines in the log (100 % is always logged).
 PROGRESS_LOG_INTERVAL = 10.0
 
@@ -247,6 +248,8 @@ class LoginRights:
     can_backup_log: bool
     can_alter: bool
     can_create_database: bool
+    #: The login's user in the database (``dbo`` for sysadmin and the owner): what a GRANT names.
+    user_name: str = ""
 
     @property
     def can_checkdb(self) -> bool:
@@ -574,10 +577,11 @@ class MigrationMsSqlHook(MsSqlHook):
         if not rows:
             raise SqlServerError(0, f"reading the login's rights on {database!r} returned no row")
         row = rows[0]
-        flags = {
-            name: bool(row.get(name)) for name in LoginRights.__dataclass_fields__ if name != "login_name"
-        }
-        return LoginRights(login_name=str(row.get("login_name") or ""), **flags)
+        names = ("login_name", "user_name")
+        flags = {name: bool(row.get(name)) for name in LoginRights.__dataclass_fields__ if name not in names}
+        return LoginRights(
+            login_name=str(row.get("login_name") or ""), user_name=str(row.get("user_name") or ""), **flags
+        )
 
     def check_database(self, database: str) -> list[str]:
         """Run ``DBCC CHECKDB`` and return the consistency errors found (empty list: clean).

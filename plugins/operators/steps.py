@@ -77,6 +77,18 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+def shown(path: str) -> str:
+    """A path in a message as the user would type it: quoted, backslashes not doubled (``repr`` doubles
+    them); ``repr`` only when the path holds a quote or an unprintable character."""
+    return f"'{path}'" if "'" not in path and path.isprintable() else repr(path)
+
+
+def parent_folder(path: str) -> str:
+    """The folder of a file path, Windows (``D:\\Backups\\x.trn``) or POSIX."""
+    cut = max(path.rfind("\\"), path.rfind("/"))
+    return path[:cut] if cut > 0 else ""
+
+
 def _file_state(status: str) -> str:
     """RDS file status -> restored / failed / in flight. ``Deleted``: RDS removed its local copy after
     restoring the file (real-world R10), so it counts as restored."""
@@ -592,25 +604,31 @@ class MigrationSteps:
                 self.record_ledger("skipped", item.record, file_name=item.import_name, reason=reason)
 
     def explain_blocked(self, state: ChainState) -> str:
-        """Why the chain cannot continue, and the ways out that work."""
-        error = state.blocked
-        lines = [f"The restore chain cannot continue: {error}"]
+        """Why the chain cannot continue, and the ways out that work (each named concretely: the files to
+        copy, the folders to adopt, the run conf to start over)."""
+        lines = [f"The restore chain cannot continue: {state.blocked}"]
         adoptable = [r for r in state.culprits if r.stripes == 1]
         for record in state.culprits:
-            where = record.physical_device_name or record.file_name
             striped = (
                 f" (striped over {record.stripes} files: RDS imports one file per backup)"
                 if record.stripes > 1
                 else ""
             )
-            lines.append(f"- another job took {record.label} to {where!r}{striped}")
+            lines.append(
+                f"- another job took {record.label} to {shown(record.physical_device_name or '')}{striped}"
+            )
         folder = self.spec.backup_folder
         if adoptable:
+            files = ", ".join(shown(r.physical_device_name or r.file_name) for r in adoptable)
+            folders = sorted({parent_folder(r.physical_device_name or "") for r in adoptable} - {""})
+            adopt = "; ".join(f"server_path: {shown(f)}" for f in folders)
+            again = "clear this task or trigger the DAG again"
             lines.append(
-                "Stop that job, then either copy its file(s) into the migration's backup folder "
-                f"({folder.worker_path!r} on the worker, {folder.server_path!r} on the SQL Server) and clear "
-                "this task, or add that job's folder to backup_folder.adopt_from in the migration config "
-                "(server_path and worker_path) and clear this task: they are adopted into the chain in LSN order."
+                f"Stop that job, then either copy {files} into the migration's backup folder "
+                f"{shown(folder.server_path)} (the worker sees it at {shown(folder.worker_path)}; keep the file "
+                f"name) and {again}, or add that job's folder to backup_folder.adopt_from in the migration config "
+                f"({adopt}, and worker_path: the same folder as the worker sees it) and {again}: its backups are "
+                "adopted into the chain in LSN order."
             )
         lines.append(
             'Or start over: trigger this DAG with the run conf {"start_over": true} — the RDS migration task is '

@@ -647,7 +647,7 @@ def test_foreign_log_backup_stops_shipping_before_any_upload(stack):
     assert f"[{foreign[0]['first_lsn']}, {foreign[0]['last_lsn']}) are missing" in message, message
     assert "adopt_from" in message and '"start_over": true' in message and "backup folder" in message
     # ... and names the other job's file that holds the missing LSNs.
-    assert f"to {foreign[0]['physical_device_name']!r}" in message, message
+    assert f"to '{foreign[0]['physical_device_name']}'" in message, message  # as typed, not repr
     assert oss.writes(steps.ledger_key) == [], "nothing uploaded"
     assert rds_files(steps, migrate_task_id) == files, "nothing imported"
     assert len(steps.our_history(EPOCH)) == ours_before + 1  # the cycle's own log backup

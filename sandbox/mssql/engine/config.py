@@ -4,6 +4,7 @@
 name: SRC-SQL01
 product_version: "15.0.4236.7"
 edition: "Enterprise Edition (64-bit)"
+backup_compression_algorithm: MS_XPRESS   # 16.x: or QAT_DEFLATE, what WITH COMPRESSION uses by default
 data_dir: source-data
 path_map: {"D:\\Backups": source-backups}
 logins:
@@ -27,6 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sandbox.mssql.engine import history, language, security, servertime
+from sandbox.mssql.engine.backup import COMPRESSION_ALGORITHMS
 from sandbox.mssql.engine.database import RECOVERY_MODELS
 
 KNOWN_KEYS = {
@@ -39,6 +41,7 @@ KNOWN_KEYS = {
     "databases",
     "timezone",
     "empty_log_restore",
+    "backup_compression_algorithm",
 }
 EMPTY_LOG_RESTORE = ("accept", "refuse")
 DB_KEYS = {
@@ -95,8 +98,19 @@ def build_instance(cls, cfg: dict, base_dir: Path, clock=None):
         empty_log in EMPTY_LOG_RESTORE,
         f"empty_log_restore: expected one of {list(EMPTY_LOG_RESTORE)}, got {cfg.get('empty_log_restore')!r}",
     )
+    algorithm = str(cfg.get("backup_compression_algorithm", "MS_XPRESS")).upper()
+    _require(
+        algorithm in COMPRESSION_ALGORITHMS,
+        f"backup_compression_algorithm: expected one of {list(COMPRESSION_ALGORITHMS)}, got "
+        f"{cfg.get('backup_compression_algorithm')!r}",
+    )
+    _require(
+        algorithm == "MS_XPRESS" or int(parts[0]) >= 16,
+        f"backup_compression_algorithm: {algorithm} needs SQL Server 2022 (16.x); product_version is {version}",
+    )
     inst = cls(name, version, edition, data_dir, mapped, logins, clock=clock, timezone=timezone)
     inst.empty_log_restore = empty_log
+    inst.backup_compression_algorithm = algorithm
     databases = cfg.get("databases") or {}
     _require(isinstance(databases, dict), "databases: expected a mapping of database name -> settings")
     histories = []

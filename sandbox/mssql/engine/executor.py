@@ -461,6 +461,16 @@ class Executor:
     def _alter_database(self, stmt: Stmt) -> None:
         admin.alter_database(self, stmt.args)
 
+    def _alter_role(self, stmt: Stmt) -> None:
+        db = self.inst.database(self.session.database)
+        security.alter_role_member(
+            self.inst, self.session, db, stmt.args["role"], stmt.args["member"], stmt.args["add"]
+        )
+
+    def _alter_server_role(self, stmt: Stmt) -> None:
+        args = stmt.args
+        security.alter_server_role_member(self.inst, self.session, args["role"], args["member"], args["add"])
+
     def _create_database(self, stmt: Stmt) -> None:
         if self.session.in_transaction:
             raise SqlError(

@@ -96,6 +96,7 @@ class Instance:
         self.clock = clock if clock is not None else SandboxClock()  # "now" comes only from here
         self.timezone = timezone  # the server's own time zone (GETDATE, msdb dates)
         self.empty_log_restore = "accept"  # RESTORE LOG of an empty log at the restore point (config)
+        self.backup_compression_algorithm = "MS_XPRESS"  # WITH COMPRESSION without ALGORITHM (config, 16.x)
         self.name = name
         self.product_version = product_version
         self.edition = edition

@@ -187,7 +187,26 @@ def test_log_since_last_backup_measures_without_a_backup(mssql_hook, mssql_serve
 def test_login_rights_of_a_sysadmin(mssql_hook):
     rights = mssql_hook.login_rights(HOSTILE_DB)
     assert rights.is_sysadmin and rights.can_backup_log and rights.can_alter and rights.can_checkdb
-    assert rights.login_name == "sa"
+    assert rights.login_name == "sa" and rights.user_name == "dbo"
+
+
+def test_a_backup_operator_may_not_checkdb_and_that_is_not_corruption(mssql_server, monkeypatch):
+    """7983 (no right to run DBCC CHECKDB) lies in a CHECKDB error range: it is raised, never returned as
+    a consistency error (preflight would otherwise say "repair the source")."""
+    set_connection(monkeypatch, "backup_svc", mssql_connection(mssql_server.port, login="backup_svc"))
+    hook = MigrationMsSqlHook(mssql_conn_id="backup_svc")
+    rights = hook.login_rights(HOSTILE_DB)
+    assert (rights.user_name, rights.can_backup_log, rights.can_alter, rights.can_checkdb) == (
+        "backup_svc",
+        True,
+        False,
+        False,
+    )
+    with pytest.raises(SqlServerError) as refused:
+        hook.check_database(HOSTILE_DB)
+    assert refused.value.number == 7983 and "does not have permission to run DBCC checkdb" in str(
+        refused.value
+    )
 
 
 def test_login_failure_has_no_password(mssql_server, monkeypatch, assert_no_secrets):
