@@ -170,6 +170,7 @@ class Sandbox:
         clock: SandboxClock | None = None,
     ):
         self.config = config
+        # One clock for every stand-in: a test moves all of them forward together (clock.advance).
         self.clock = clock or SandboxClock()
         self.state_dir = Path(state_dir).resolve()
         self.port_base = port_base
@@ -179,8 +180,6 @@ class Sandbox:
         self.oss_store = None
         self.oss_faults = None  # the OSS stand-in's FaultInjector: faults and the request log
         self.rds: RdsService | None = None
-        # One clock for every stand-in: a test moves all of them forward together (clock.advance).
-        self.clock = SandboxClock()
         self._tds_servers: list[asyncio.AbstractServer] = []
         self._runners: list[web.AppRunner] = []
         self._workload_stop = threading.Event()
