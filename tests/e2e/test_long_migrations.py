@@ -1,0 +1,222 @@
+"""Long migrations against the real RDS API's rules (issue #10), through the whole DAG with ``dag.test()``.
+
+Each scenario gets a fresh sandbox and DAG ids of its own:
+
+1. a cutover 8 days after the full: DescribeMigrateTasks no longer lists the task; run 2 resumes by id;
+2. the import quota (20 per database in a short rolling window): a fast cadence never runs out, the
+   cutover keeps its reserve; other databases' imports make the briefing say when a cutover fits;
+3. a backlog that does not fit the budget before any log was applied: a differential catches up;
+4. child task ids and object-key FileNames (both UNKNOWN ways RDS may answer): every id is recorded;
+5. ambiguous CreateMigrateTask failures (500 / dropped connection after acceptance): each file once;
+6. a terminated migration task: run 2 stops with advice; ``{"start_over": true}`` starts again;
+7. preflight refuses a cluster-edition target (naming it) and a target without the storage a restore takes;
+8. the sandbox stops and starts again between two runs: the migration continues.
+
+The stand-in's own records (its tasks, files and answered calls) are the evidence, not the product's.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+import pymssql
+import pytest
+
+from tests.e2e.conftest import DATABASE, RunningSandbox, make_spec, sandbox_config
+from tests.e2e.test_dag_runs import (
+    WRITABLE,
+    access,
+    acknowledged,
+    approval,
+    assert_acknowledged_writes_in,
+    preflight_error,
+    states,
+    xcom,
+)
+
+pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("keep_defer_kwargs")]
+
+DONE = ["catch_up", "cutover", "open_database", "validate", "release_target", "report"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------------
+
+
+def steps_for(spec):
+    from operators.steps import MigrationSteps
+
+    return MigrationSteps(spec)
+
+
+def run(airflow_db, spec, option: str | None, before=None, conf: dict | None = None):
+    """One run of the migration DAG, the approval answered with ``option`` (None: never asked)."""
+    dag = airflow_db.dags(spec)[f"mssql_to_rds__{spec.name}"]
+    kwargs = {"run_conf": conf} if conf else {}
+    if option is None:
+        return dag.test(**kwargs), {}
+    with approval(dag.dag_id, option, before) as answered:
+        dag_run = dag.test(**kwargs)
+    return dag_run, answered
+
+
+def assert_migrated(dag_run, answered: dict, running: RunningSandbox | None = None) -> dict[str, str]:
+    """The run cut over, opened, validated and released the target; nothing acknowledged was lost."""
+    result = states(dag_run)
+    assert answered.get("answered"), result
+    assert str(dag_run.state) == "success", result
+    assert all(result[t] == "success" for t in DONE), result
+    validation = xcom(dag_run, "validate")
+    assert validation["differences"] == [] and validation["problems"] == [] and validation["rows"] > 0
+    assert access("mssql_target", DATABASE) == WRITABLE
+    if running is not None and running.sandbox.config["workload"].get("enabled", True):
+        assert_acknowledged_writes_in("mssql_target", acknowledged(running))
+    return result
+
+
+def stand_in_files(running: RunningSandbox, database: str = DATABASE) -> list[tuple[str, str, str]]:
+    """(task id, object key, status) of every file the RDS stand-in accepted for ``database``, in order."""
+    rds = running.sandbox.rds
+    found = []
+    for task in sorted(rds.tasks.values(), key=lambda t: (t.create_time, int(t.migrate_task_id))):
+        if task.db_name.lower() == database.lower():
+            found.extend((task.migrate_task_id, f.key, f.status) for f in task.files)
+    return sorted(found, key=lambda f: _accepted_at(running, f))
+
+
+def _accepted_at(running: RunningSandbox, file: tuple[str, str, str]) -> float:
+    task = running.sandbox.rds.tasks[file[0]]
+    return next(f.create_time for f in task.files if f.key == file[1])
+
+
+def assert_each_file_imported_once(running: RunningSandbox, database: str = DATABASE) -> list[str]:
+    """From the stand-in's own records: no object key was imported twice. Returns the keys in order."""
+    keys = [key for _, key, _ in stand_in_files(running, database)]
+    twice = {k: n for k, n in Counter(keys).items() if n > 1}
+    assert not twice, f"imported more than once: {twice}"
+    return keys
+
+
+def ledger_task_ids(spec) -> set[str]:
+    return {e.migrate_task_id for e in steps_for(spec).read_ledger() if e.migrate_task_id}
+
+
+def assert_every_answered_id_recorded(running: RunningSandbox, spec) -> None:
+    """Every MigrateTaskId the stand-in created for the database is in the product's ledger."""
+    answered = {t for t, _, _ in stand_in_files(running, spec.target.database or spec.source.database)}
+    missing = answered - ledger_task_ids(spec)
+    assert not missing, f"task ids RDS answered that the ledger does not hold: {missing}"
+
+
+def source_sql(running: RunningSandbox, statement: str, database: str = "master") -> None:
+    source = running.sandbox.config["source"]
+    with pymssql.connect(
+        server="127.0.0.1",
+        port=running.sandbox.ports["source"],
+        user="sa",
+        password=source["password"],
+        database=database,
+        tds_version="7.4",
+        autocommit=True,
+    ) as conn:
+        conn.cursor().execute(statement)
+
+
+# ---------------------------------------------------------------------------------------------------
+# 7. Preflight: cluster edition, storage in MB
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_preflight_refuses_cluster_edition_and_too_little_storage(airflow_db, sandbox_factory, capfd):
+    """R8: no DescribeOssDownloads on a 2019 cluster edition (AlwaysOn) instance; R7: DBInstanceDiskUsed
+    is in MB, so a nearly full 1 GB instance cannot take SalesDB's files (read as bytes, it looked empty)."""
+    config = sandbox_config(workload_rate=0)
+    config["rds"].update(engine_version="2019_ent", category="AlwaysOn", storage_gb=1)
+    # ~970 MB used on the instance: DescribeDBInstanceAttribute answers DBInstanceDiskUsed of about 970 (MB).
+    config["target"]["instance"]["databases"] = {"ArchiveDB": {"files": {"data_mb": 900}}}
+    running = sandbox_factory(config)
+    spec = make_spec(running.state_dir, "long_preflight", retries=0)
+
+    dag_run, _ = run(airflow_db, spec, None)
+
+    result = states(dag_run)
+    assert str(dag_run.state) == "failed" and result["preflight"] == "failed", result
+    assert result["full_backup"] == "upstream_failed", result
+    message = preflight_error(capfd.readouterr().out)
+    assert "target edition:" in message and "2019_ent" in message and "AlwaysOn" in message, message
+    assert "target storage:" in message and " MB free for the " in message, message
+    assert "Preflight failed 2 of" in message, message
+    assert not running.sandbox.rds.tasks, "nothing was imported"
+
+
+# ---------------------------------------------------------------------------------------------------
+# 1. Eight days between the full and the cutover
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_cutover_eight_days_after_the_full(airflow_db, sandbox_factory):
+    running = sandbox_factory()
+    spec = make_spec(running.state_dir, "long_8days", retries=0)
+
+    first, answered = run(airflow_db, spec, "Reject")
+    assert answered["answered"] and states(first)["wait_full_restored"] == "success", states(first)
+    (migrate_task_id,) = {t for t, _, _ in stand_in_files(running)}
+
+    running.sandbox.clock.advance(timedelta(days=8))
+
+    from hooks.rds import RdsMigrationHook
+
+    # A hook whose clock agrees with RDS's (8 days on), as every real one would.
+    later = RdsMigrationHook(rds_conn_id="rds_migration", clock=running.sandbox.clock.now)
+    listed = [t.migrate_task_id for t in later.list_migration_tasks(spec.target.instance_id)]
+    assert migrate_task_id not in listed, "DescribeMigrateTasks lists one week only (R1)"
+    assert later.find_migration_task(spec.target.instance_id, DATABASE) is None
+    assert later.get_task(spec.target.instance_id, migrate_task_id).status == "Waiting"
+    # RDS removed its copies of the restored files meanwhile (R10): they read Deleted now.
+    assert {f.status for f in later.get_file_states(spec.target.instance_id, migrate_task_id)} == {"Deleted"}
+
+    second, answered = run(airflow_db, spec, "Approve")
+
+    result = assert_migrated(second, answered, running)
+    assert result["resume"] == "success" and result["full_backup"] == "skipped", result
+    assert xcom(second, "cutover")["migrate_task_id"] == migrate_task_id
+    files = stand_in_files(running)
+    assert {t for t, _, _ in files} == {migrate_task_id}, "no new migration task: the same one, by id"
+    assert len(files) >= 3, files  # the full, logs, the tail
+    assert_each_file_imported_once(running)
+
+
+# ---------------------------------------------------------------------------------------------------
+# 8. The sandbox restarts between two runs
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_sandbox_restart_between_runs(airflow_db, sandbox_factory):
+    """Every stand-in keeps its state in the state dir: SQL Servers (databases, msdb, the RESTORING
+    target), OSS objects, RDS tasks and files, and the shared clock."""
+    running = sandbox_factory()
+    spec = make_spec(running.state_dir, "long_restart", retries=0)
+    first, answered = run(airflow_db, spec, "Reject")
+    assert answered["answered"] and states(first)["wait_full_restored"] == "success", states(first)
+    before = stand_in_files(running)
+    running.sandbox.clock.advance(timedelta(hours=30))
+    offset = running.sandbox.clock.offset
+
+    running.stop()
+    again = sandbox_factory(running.sandbox.config, name=running.state_dir.name)
+
+    assert again.state_dir == running.state_dir
+    assert again.sandbox.clock.offset >= offset, "time never runs backwards"
+    assert [(t, k) for t, k, _ in stand_in_files(again)] == [(t, k) for t, k, _ in before]
+    assert access("mssql_source", DATABASE) == WRITABLE
+    assert again.sandbox.target.database_info(DATABASE)["state_desc"] == "RESTORING"
+
+    second, answered = run(airflow_db, spec, "Approve")
+
+    # Acknowledged writes from before and after the restart (the journal spans both) are on the target.
+    result = assert_migrated(second, answered, again)
+    assert result["resume"] == "success" and result["full_backup"] == "skipped", result
+    assert {t for t, _, _ in stand_in_files(again)} == {t for t, _, _ in before}
+    assert_each_file_imported_once(again)
