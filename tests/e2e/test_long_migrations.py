@@ -17,6 +17,8 @@ The stand-in's own records (its tasks, files and answered calls) are the evidenc
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from datetime import timedelta
 
@@ -186,6 +188,7 @@ def test_cutover_eight_days_after_the_full(airflow_db, sandbox_factory):
     assert {t for t, _, _ in files} == {migrate_task_id}, "no new migration task: the same one, by id"
     assert len(files) >= 3, files  # the full, logs, the tail
     assert_each_file_imported_once(running)
+    assert_every_answered_id_recorded(running, spec)  # the default: incremental imports answer the same id
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -220,3 +223,125 @@ def test_sandbox_restart_between_runs(airflow_db, sandbox_factory):
     assert result["resume"] == "success" and result["full_backup"] == "skipped", result
     assert {t for t, _, _ in stand_in_files(again)} == {t for t, _, _ in before}
     assert_each_file_imported_once(again)
+
+
+# ---------------------------------------------------------------------------------------------------
+# 4. Child task ids, FileName as the object key
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_child_task_ids_and_object_key_file_names(airflow_db, sandbox_factory):
+    """R4 and R10 are UNKNOWN: here every incremental import answers a new child MigrateTaskId, and
+    DescribeOssDownloads names files by their whole object key. (The other tests run the default: the
+    parent's id and bare names.)"""
+    config = sandbox_config()
+    config["rds"].update(incremental_task_id="child", file_name_style="key")
+    running = sandbox_factory(config)
+    spec = make_spec(running.state_dir, "long_child", retries=0)
+
+    dag_run, answered = run(airflow_db, spec, "Approve")
+
+    assert_migrated(dag_run, answered, running)
+    files = stand_in_files(running)
+    parent = xcom(dag_run, "cutover")["migrate_task_id"]
+    children = {t for t, _, _ in files} - {parent}
+    assert len(children) == len(files) - 1 >= 2, files  # one child per log, the tail's included
+    assert all(running.sandbox.rds.tasks[c].parent_id == parent for c in children)
+    assert_every_answered_id_recorded(running, spec)
+    assert_each_file_imported_once(running)
+    from hooks.rds import RdsMigrationHook
+
+    listed = RdsMigrationHook(rds_conn_id="rds_migration").get_file_states(spec.target.instance_id, parent)
+    assert listed and all("/" in f.file_name for f in listed), "the stand-in answered object keys"
+
+
+# ---------------------------------------------------------------------------------------------------
+# 5. Ambiguous CreateMigrateTask failures
+# ---------------------------------------------------------------------------------------------------
+
+
+def when(condition, then, timeout: float = 120) -> threading.Thread:
+    """Run ``then()`` from a thread as soon as ``condition()`` holds (polled)."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                then()
+                return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=watch, name="e2e-fault-injector", daemon=True)
+    thread.start()
+    return thread
+
+
+def test_ambiguous_create_failures_import_each_file_once(airflow_db, sandbox_factory):
+    """R5: CreateMigrateTask has no ClientToken. RDS accepts the import, then the answer is lost: a 500
+    ExternalFailure, or the connection closed without a response. The full, a shipped log and the tail
+    each meet one; the hook looks (DescribeOssDownloads / DescribeMigrateTasks) before importing again."""
+    running = sandbox_factory()
+    rds = running.sandbox.rds
+    spec = make_spec(running.state_dir, "long_ambiguous", retries=0)
+    rds.faults.next_create("accept_then_drop")  # the full
+    when(
+        lambda: any(len(t.files) == 1 for t in rds.tasks.values()),
+        lambda: rds.faults.next_create("accept_then_500"),
+    )
+
+    dag_run, answered = run(
+        airflow_db, spec, "Approve", before=lambda: rds.faults.next_create("accept_then_drop")
+    )
+
+    assert_migrated(dag_run, answered, running)
+    assert not rds.faults.take_create_fault(), "every injected fault met an import"
+    keys = assert_each_file_imported_once(running)
+    tail = xcom(dag_run, "cutover")["tail"]["file_name"]
+    assert "_FULL_" in keys[0] and keys[-1].endswith(tail) and len(keys) >= 3, keys
+    assert_every_answered_id_recorded(running, spec)
+
+
+# ---------------------------------------------------------------------------------------------------
+# 6. A terminated migration task
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_terminated_task_stops_with_advice_then_start_over(airflow_db, sandbox_factory, capfd):
+    """R3: Terminated is terminal. Someone terminates the task while the approval waits; the next run
+    stops at choose_start saying how to go on, and ``{"start_over": true}`` migrates from a new full."""
+    running = sandbox_factory()
+    spec = make_spec(running.state_dir, "long_terminated", retries=0)
+    from hooks.rds import RdsMigrationHook
+
+    hook = RdsMigrationHook(rds_conn_id="rds_migration")
+
+    def terminate() -> None:
+        (task_id,) = {t for t, _, _ in stand_in_files(running)}
+        assert hook.terminate_migration_task(spec.target.instance_id, task_id).status == "Terminated"
+
+    first, answered = run(airflow_db, spec, "Reject", before=terminate)
+    assert answered["answered"] and str(first.state) == "success", states(first)
+    (terminated,) = {t for t, _, _ in stand_in_files(running)}
+    capfd.readouterr()
+
+    second, _ = run(airflow_db, spec, None)
+
+    result = states(second)
+    assert str(second.state) == "failed" and result["choose_start"] == "failed", result
+    assert result["full_backup"] == "skipped" or result["full_backup"] == "upstream_failed", result
+    output = capfd.readouterr().out
+    assert f"Migration task {terminated} is Terminated: someone stopped it" in output, output[-3000:]
+    assert '{"start_over": true}' in output, output[-3000:]
+    assert running.sandbox.rds.tasks[terminated].status == "Terminated"
+
+    third, answered = run(airflow_db, spec, "Approve", conf={"start_over": True})
+
+    result = assert_migrated(third, answered, running)
+    assert result["full_backup"] == "success" and result["resume"] == "skipped", result
+    new_task = xcom(third, "cutover")["migrate_task_id"]
+    assert new_task != terminated
+    assert running.sandbox.rds.tasks[terminated].status == "Terminated"
+    files = stand_in_files(running)
+    assert [k for t, k, _ in files if t == new_task][0].split("/")[-1].split("_")[1] == "FULL", files
+    events = [e.event for e in steps_for(spec).read_ledger()]
+    assert "migration_abandoned" in events
