@@ -306,13 +306,17 @@ class Sandbox:
         # connections.json last: its presence tells `up` that everything listens.
         _write_private(self.state_dir / CONNECTIONS_FILE, json.dumps(state, indent=2) + "\n")
 
+    def stop_workload(self) -> None:
+        """Stop the write workload (the applications go quiet), leaving every stand-in running."""
+        self._workload_stop.set()
+        if self._workload_thread is not None:
+            self._workload_thread.join(10)
+            self._workload_thread = None
+
     async def stop(self) -> None:
         """Stop the workload, the HTTP stand-ins and the TDS servers (idempotent)."""
         (self.state_dir / CONNECTIONS_FILE).unlink(missing_ok=True)
-        self._workload_stop.set()
-        if self._workload_thread is not None:
-            await asyncio.to_thread(self._workload_thread.join, 10)
-            self._workload_thread = None
+        await asyncio.to_thread(self.stop_workload)
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()

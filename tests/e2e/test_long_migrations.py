@@ -17,10 +17,12 @@ The stand-in's own records (its tasks, files and answered calls) are the evidenc
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pymssql
 import pytest
@@ -53,9 +55,21 @@ def steps_for(spec):
     return MigrationSteps(spec)
 
 
-def run(airflow_db, spec, option: str | None, before=None, conf: dict | None = None):
-    """One run of the migration DAG, the approval answered with ``option`` (None: never asked)."""
+def run(
+    airflow_db,
+    spec,
+    option: str | None,
+    before=None,
+    conf: dict | None = None,
+    interval: timedelta | None = None,
+):
+    """One run of the migration DAG, the approval answered with ``option`` (None: never asked).
+
+    :param interval: the log-shipping loop's shortest pause between cycles (default: 1 s, see speed_up).
+    """
     dag = airflow_db.dags(spec)[f"mssql_to_rds__{spec.name}"]
+    if interval is not None:
+        dag.get_task("ship_logs").interval = interval
     kwargs = {"run_conf": conf} if conf else {}
     if option is None:
         return dag.test(**kwargs), {}
@@ -110,6 +124,13 @@ def assert_every_answered_id_recorded(running: RunningSandbox, spec) -> None:
     answered = {t for t, _, _ in stand_in_files(running, spec.target.database or spec.source.database)}
     missing = answered - ledger_task_ids(spec)
     assert not missing, f"task ids RDS answered that the ledger does not hold: {missing}"
+
+
+def hook_rows(database: str, statement: str) -> list[tuple]:
+    """Rows from the target (the migrated database) through the product's SQL hook."""
+    from hooks.mssql import MigrationMsSqlHook
+
+    return MigrationMsSqlHook(mssql_conn_id="mssql_target").get_records(statement)
 
 
 def source_sql(running: RunningSandbox, statement: str, database: str = "master") -> None:
@@ -345,3 +366,204 @@ def test_terminated_task_stops_with_advice_then_start_over(airflow_db, sandbox_f
     assert [k for t, k, _ in files if t == new_task][0].split("/")[-1].split("_")[1] == "FULL", files
     events = [e.event for e in steps_for(spec).read_ledger()]
     assert "migration_abandoned" in events
+
+
+# ---------------------------------------------------------------------------------------------------
+# 2. The import quota
+# ---------------------------------------------------------------------------------------------------
+
+#: The quota's day scaled down, on both sides (stand-in ``quota_window_s``, product ``window_hours``):
+#: 18 s make the planner's pace 1 s (18 imports outside the reserve per window).
+QUOTA_WINDOW_S = 18
+QUOTA_REFUSALS = {"UploadLimitExceeded", "ExceedUploadTime", "ConcurrentTaskExceeded"}
+
+
+def quota_config(window_s: float = QUOTA_WINDOW_S, **rds: Any) -> dict[str, Any]:
+    config = sandbox_config()
+    config["rds"].update(quota_window="rolling", quota_window_s=window_s, max_imports_per_day=20, **rds)
+    config["rds"]["timing"].update(step_delay_s=0.05)
+    config["workload"]["idle_every_s"] = None  # busy all along: every log backup is worth shipping
+    return config
+
+
+def quota_spec(running: RunningSandbox, name: str, window_s: float = QUOTA_WINDOW_S, **overrides: Any):
+    quota = {"window_hours": window_s / 3600, "per_database": 20, **overrides.pop("import_quota", {})}
+    return make_spec(running.state_dir, name, retries=0, import_quota=quota, **overrides)
+
+
+def accepted_imports(running: RunningSandbox, database: str = DATABASE) -> list[float]:
+    """Sandbox times at which the stand-in accepted a CreateMigrateTask of ``database``."""
+    return [
+        a.at
+        for a in running.sandbox.rds.answers
+        if a.action == "CreateMigrateTask" and a.db_name == database and a.status == 200
+    ]
+
+
+def busiest_window(times: list[float], window_s: float) -> int:
+    """The most imports any rolling window of ``window_s`` held."""
+    return max((sum(1 for t in times if end - window_s < t <= end) for end in times), default=0)
+
+
+def test_fast_cadence_never_runs_out_of_import_quota(airflow_db, sandbox_factory):
+    """Log backups every 0.2 s would spend a database's 20 imports within the (18 s) window; the planner
+    stretches the cadence to its pace (18 imports per window outside the cutover's reserve of 2: 1 s),
+    the loop ships more imports than one window allows, and RDS never refuses one: the tail finds its
+    reserve."""
+    running = sandbox_factory(quota_config())
+    spec = quota_spec(running, "long_quota", cutover_threshold_mb=0.005)  # ~1 s of writes: keep shipping
+    # Once more imports than one window's quota were accepted, the applications go quiet: the next log
+    # backup is small and the loop ends.
+    when(lambda: len(accepted_imports(running)) > 21, running.sandbox.stop_workload, timeout=240)
+
+    dag_run, answered = run(airflow_db, spec, "Approve", interval=timedelta(milliseconds=200))
+
+    assert_migrated(dag_run, answered, running)
+    refused = [a for a in running.sandbox.rds.answers if a.code in QUOTA_REFUSALS]
+    assert not refused, refused
+    accepted = accepted_imports(running)
+    assert len(accepted) > 22, "more imports than one window allows: the full, 21+ logs, the tail"
+    reserve = spec.import_quota.cutover_reserve
+    assert busiest_window(accepted[:-1], QUOTA_WINDOW_S) <= 20 - reserve, (
+        "log shipping never spent the reserve"
+    )
+    assert busiest_window(accepted, QUOTA_WINDOW_S) <= 20
+    logs = accepted[1:-1]
+    gaps = [b - a for a, b in zip(logs, logs[1:], strict=False)]
+    assert min(gaps) >= 1, f"the 0.2 s interval was stretched to the quota's pace (1 s): {gaps}"
+    body = answered["body"]
+    assert "Import quota: SalesDB:" in body and "kept for the cutover" in body, body
+    assert "The cutover fits the import quota" in body, body
+    assert_each_file_imported_once(running)
+    report = xcom(dag_run, "report")
+    assert "imports used in the last 18 s" in report["import_quota"], report  # the report shows it too
+
+
+OTHERS_FULL_KEY = "e2e/others/ReportsDB_FULL.bak"
+
+
+def reports_db(config: dict[str, Any]) -> dict[str, Any]:
+    """Another database on the source, whose full backup other migrations import."""
+    config["source"]["instance"]["databases"]["ReportsDB"] = {"tables": [{"name": "daily", "rows": 5}]}
+    return config
+
+
+def import_other_databases(running: RunningSandbox, count: int) -> list[str]:
+    """``count`` full imports of other databases on the RDS instance, through the hook: they spend the
+    instance's import quota (R2: 500 a day per instance, here scaled down)."""
+    from hooks.oss import OssMigrationHook
+    from hooks.rds import RdsMigrationHook
+
+    folder = running.state_dir / "source-backups" / "Others"
+    folder.mkdir(parents=True, exist_ok=True)
+    local = folder / "ReportsDB_FULL.bak"
+    if not local.exists():
+        source_sql(running, "BACKUP DATABASE [ReportsDB] TO DISK = 'D:\\Backups\\Others\\ReportsDB_FULL.bak'")
+        OssMigrationHook(oss_conn_id="oss_migration").upload_file(
+            "migration-sandbox", local, OTHERS_FULL_KEY, checkpoint_dir=folder / ".ckpt"
+        )
+    hook = RdsMigrationHook(rds_conn_id="rds_migration")
+    position = f"oss-cn-hangzhou.aliyuncs.com:migration-sandbox:{OTHERS_FULL_KEY}"
+    taken = len([t for t in running.sandbox.rds.tasks.values() if t.db_name.startswith("OtherDB")])
+    return [
+        hook.create_migration_task("rm-sandbox0001", f"OtherDB{taken + i}", position) for i in range(count)
+    ]
+
+
+def test_briefing_says_when_other_databases_leave_no_room_for_the_cutover(airflow_db, sandbox_factory):
+    """Other databases' imports nearly spend the instance's quota while the migration waits for its
+    approval: the briefing says the cutover cannot be done before a given time, before anyone approves."""
+    window_s, per_instance = 60, 8
+    config = reports_db(quota_config(window_s, max_imports_per_instance_per_day=per_instance))
+    config["workload"]["enabled"] = False  # nothing written after the first run: the second ships nothing
+    running = sandbox_factory(config)
+    spec = quota_spec(running, "long_others", window_s, import_quota={"per_instance": per_instance})
+    first, answered = run(airflow_db, spec, "Reject")
+    assert answered["answered"] and states(first)["ship_logs"] == "success", states(first)
+    ours = accepted_imports(running)
+    # The instance's window holds ours and 5 others: 1 import left, and the cutover needs 2 (tail, retry).
+    import_other_databases(running, per_instance - 1 - len(ours))
+
+    second, answered = run(airflow_db, spec, "Reject")
+
+    body = answered["body"]
+    assert "The cutover cannot be done within the remaining budget until" in body, body
+    assert "it needs 2 imports (the tail log, 1 retry) and only 1 are available now" in body, body
+    until = re.search(r"remaining budget until (\S+ \S+) UTC", body).group(1)
+    frees = datetime.fromisoformat(until + ("" if until.count(":") == 2 else ":00")).replace(tzinfo=UTC)
+    # When our full leaves the instance's window (RDS lists times to the second).
+    assert abs(frees.timestamp() - (ours[0] + window_s)) <= 2, (frees, ours[0] + window_s)
+    assert f"(instance: {per_instance - 1} of {per_instance})" in body, body
+    assert not [a for a in running.sandbox.rds.answers if a.code in QUOTA_REFUSALS]
+
+
+# ---------------------------------------------------------------------------------------------------
+# 3. A differential catches up with a backlog the budget cannot carry
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_differential_catches_up_a_backlog_before_any_log_is_applied(airflow_db, sandbox_factory):
+    """The nightly job (its folder adopted) takes three log backups while the full is still restoring, and
+    other databases leave the instance no import to spare: rather than spend the imports one log at a
+    time (or wait), the planner takes a differential, which supersedes the three in one import; the chain
+    goes on (FULL, DIFF, then logs) and validates."""
+    window_s, per_instance = 10, 8
+    config = reports_db(quota_config(window_s, max_imports_per_instance_per_day=per_instance))
+    config["workload"]["enabled"] = False
+    config["source"]["instance"]["databases"]["SalesDB"]["backup_padding_bytes"] = {"full": 8_000_000}
+    config["rds"]["timing"].update(restore_mb_per_s=2)  # the full restores for ~4 s
+    running = sandbox_factory(config)
+    nightly = running.state_dir / "source-backups" / "Nightly"
+    spec = quota_spec(
+        running,
+        "long_diff",
+        window_s,
+        import_quota={"per_instance": per_instance},
+        backup_folder={"adopt_from": [{"server_path": "D:\\Backups\\Nightly", "worker_path": str(nightly)}]},
+    )
+    import_other_databases(running, 0)  # the other databases' backup is in OSS before the run
+    rds = running.sandbox.rds
+
+    def nightly_job_and_other_databases() -> None:
+        source_sql(running, "CREATE TABLE dbo.batches (id int PRIMARY KEY, note nvarchar(50))", DATABASE)
+        for n in range(1, 4):
+            source_sql(running, f"INSERT INTO dbo.batches VALUES ({n}, N'before the differential')", DATABASE)
+            device = f"D:\\Backups\\Nightly\\SalesDB_job_LOG_{n}.trn"
+            source_sql(running, f"BACKUP LOG [SalesDB] TO DISK = '{device}' WITH CHECKSUM")
+        # Ours (the full) and 6 others: 1 import left on the instance, 2 kept for the cutover.
+        import_other_databases(running, per_instance - 2)
+
+    def full_restoring() -> bool:
+        return any(
+            t.db_name == DATABASE and t.files and t.files[0].status != "Restored" for t in rds.tasks.values()
+        )
+
+    def differential_listed() -> bool:
+        return any(f.key.endswith(".diff") for t in rds.tasks.values() for f in t.files)
+
+    backlog = when(full_restoring, nightly_job_and_other_databases)
+    later = when(
+        differential_listed,
+        lambda: source_sql(
+            running, "INSERT INTO dbo.batches VALUES (100, N'after the differential')", DATABASE
+        ),
+    )
+
+    dag_run, answered = run(airflow_db, spec, "Approve")
+
+    backlog.join(1)
+    later.join(1)
+    assert not backlog.is_alive() and not later.is_alive()
+    assert_migrated(dag_run, answered)
+    keys = assert_each_file_imported_once(running)
+    kinds = [key.rsplit(".", 1)[-1] for key in keys]
+    assert kinds[:2] == ["bak", "diff"] and set(kinds[2:]) == {"trn"} and len(kinds) >= 3, keys
+    assert not any("_job_LOG_" in key for key in keys), "the differential superseded the job's three logs"
+    assert not [a for a in rds.answers if a.code in QUOTA_REFUSALS]
+    rows = dict(hook_rows(DATABASE, "SELECT id, note FROM [SalesDB].dbo.batches"))
+    assert rows == {
+        1: "before the differential",
+        2: "before the differential",
+        3: "before the differential",
+        100: "after the differential",
+    }
