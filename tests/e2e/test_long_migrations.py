@@ -49,6 +49,22 @@ DONE = ["catch_up", "cutover", "open_database", "validate", "release_target", "r
 # ---------------------------------------------------------------------------------------------------
 
 
+def when(condition, then, timeout: float = 120) -> threading.Thread:
+    """Run ``then()`` from a thread as soon as ``condition()`` holds (polled)."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                then()
+                return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=watch, name="e2e-fault-injector", daemon=True)
+    thread.start()
+    return thread
+
+
 def steps_for(spec):
     from operators.steps import MigrationSteps
 
@@ -232,13 +248,18 @@ def test_cutover_eight_days_later_across_a_sandbox_restart(airflow_db, sandbox_f
 def test_child_task_ids_and_object_key_file_names(airflow_db, sandbox_factory):
     """R4 and R10 are UNKNOWN: here every incremental import answers a new child MigrateTaskId, and
     DescribeOssDownloads names files by their whole object key. (The other tests run the default: the
-    parent's id and bare names.)"""
+    parent's id and bare names.) A log's and the tail's CreateMigrateTask answers are lost too (R5): the
+    hook finds those imports under their child ids."""
     config = sandbox_config()
     config["rds"].update(incremental_task_id="child", file_name_style="key")
     running = sandbox_factory(config)
+    rds = running.sandbox.rds
     spec = make_spec(running.state_dir, "long_child", retries=0)
+    when(lambda: bool(rds.tasks), lambda: rds.faults.next_create("accept_then_500"))  # the first log
 
-    dag_run, answered = run(airflow_db, spec, "Approve")
+    dag_run, answered = run(
+        airflow_db, spec, "Approve", before=lambda: rds.faults.next_create("accept_then_drop")
+    )
 
     assert_migrated(dag_run, answered, running)
     files = stand_in_files(running)
@@ -248,6 +269,7 @@ def test_child_task_ids_and_object_key_file_names(airflow_db, sandbox_factory):
     assert all(running.sandbox.rds.tasks[c].parent_id == parent for c in children)
     assert_every_answered_id_recorded(running, spec)
     assert_each_file_imported_once(running)
+    assert not rds.faults.take_create_fault(), "every injected fault met an import"
     from hooks.rds import RdsMigrationHook
 
     listed = RdsMigrationHook(rds_conn_id="rds_migration").get_file_states(spec.target.instance_id, parent)
@@ -257,22 +279,6 @@ def test_child_task_ids_and_object_key_file_names(airflow_db, sandbox_factory):
 # ---------------------------------------------------------------------------------------------------
 # 5. Ambiguous CreateMigrateTask failures
 # ---------------------------------------------------------------------------------------------------
-
-
-def when(condition, then, timeout: float = 120) -> threading.Thread:
-    """Run ``then()`` from a thread as soon as ``condition()`` holds (polled)."""
-
-    def watch() -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                then()
-                return
-            time.sleep(0.02)
-
-    thread = threading.Thread(target=watch, name="e2e-fault-injector", daemon=True)
-    thread.start()
-    return thread
 
 
 def test_ambiguous_create_failures_import_each_file_once(airflow_db, sandbox_factory):

@@ -68,7 +68,8 @@ def test_only_our_files_in_our_folder_are_ours(steps):
 
 def test_quota_budget_counts_rds_times_at_the_latest_moment_they_can_stand_for(steps, monkeypatch):
     """RDS lists CreateTime to the second: an import listed at 10:00:00 happened before 10:00:01, so at
-    10:01:00.5 it may still be in RDS's 60 s window and must still count (for others' imports too)."""
+    10:01:00.5 it may still be in RDS's 60 s window and must still count (for others' imports too),
+    unless the ledger holds the time our own import was accepted."""
     from hooks.rds_records import MigrateTask, OssDownload
     from operators import steps as steps_module
 
@@ -99,5 +100,8 @@ def test_quota_budget_counts_rds_times_at_the_latest_moment_they_can_stand_for(s
     steps.__dict__["rds"] = FakeRds()
     budget = steps.quota_budget([], "1")
     assert (budget.used_database, budget.used_instance) == (1, 2)
+    # Our own import's time from the ledger (written once RDS had accepted it) is exact: it left.
+    requested = entry(LedgerEvent.IMPORT_REQUESTED, listed.replace(microsecond=400_000), "ours.trn")
+    assert steps.quota_budget([requested], "1").used_database == 0
     now = datetime(2026, 11, 24, 10, 1, 1, tzinfo=UTC)  # a whole window after 10:00:01: gone
     assert steps.quota_budget([], "1").used_instance == 0
