@@ -54,6 +54,13 @@ def describe_other_backups(foreign: list[Any]) -> str:
     return "; ".join(parts) + "."
 
 
+def _size(size_bytes: int) -> str:
+    """``1.5 GB``, or ``72 MB`` below a gigabyte (a small database would read "0.1 GB")."""
+    if size_bytes >= 1024**3:
+        return f"{size_bytes / 1024**3:.1f} GB"
+    return f"{size_bytes / 1024**2:.0f} MB"
+
+
 @dataclass
 class Check:
     """One preflight result: ``status`` is pass, warn or fail; ``fix`` says what to do."""
@@ -311,6 +318,16 @@ class PreflightOperator(MigrationOperator):
             checks.append(
                 Check("target status", "fail", instance.status, "wait until the instance is Running")
             )
+        if not instance.supports_migration_apis:
+            # R8: without DescribeOssDownloads (cluster editions) no import could be followed.
+            checks.append(
+                Check(
+                    "target edition",
+                    "fail",
+                    instance.unsupported_reason,
+                    "set target.instance_id to an instance of another edition",
+                )
+            )
         if instance.region and instance.region != self.migration.target.region:
             checks.append(
                 Check(
@@ -338,14 +355,12 @@ class PreflightOperator(MigrationOperator):
             needed = db.restore_bytes
             free = instance.storage_gb * 1024**3 - instance.disk_used_bytes
             enough = free > needed
-            files = ", ".join(
-                f"{kind} {size / 1024**3:.1f} GB" for kind, size in sorted(db.size_bytes.items())
-            )
+            files = ", ".join(f"{kind} {_size(size)}" for kind, size in sorted(db.size_bytes.items()))
             checks.append(
                 Check(
                     "target storage",
                     "pass" if enough else "fail",
-                    f"{free / 1024**3:.1f} GB free for the {needed / 1024**3:.1f} GB RESTORE creates ({files})",
+                    f"{_size(max(free, 0))} free for the {_size(needed)} RESTORE creates ({files})",
                     ""
                     if enough
                     else "expand the instance storage (or shrink the source's log file) before migrating",

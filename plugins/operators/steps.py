@@ -67,6 +67,8 @@ TAIL_SEQ = 0
 RATE_SAMPLE_MIN_BYTES = 1024 * 1024
 # How far back msdb history is read when nothing else bounds it (RDS keeps tasks for a week).
 HISTORY_WINDOW = timedelta(days=8)
+# RDS lists CreateTime to the second (yyyy-MM-ddTHH:mm:ssZ): an import happened up to this much later.
+RDS_TIME_PRECISION = timedelta(seconds=1)
 
 
 #: Task states a migration never continues from (``Terminated``: after TerminateMigrateTask).
@@ -737,12 +739,20 @@ class MigrationSteps:
         )
 
     def plan_shipment(
-        self, state: ChainState, entries: list[LedgerEntry], *, interval: timedelta
+        self,
+        state: ChainState,
+        entries: list[LedgerEntry],
+        *,
+        interval: timedelta,
+        budget: Budget | None = None,
     ) -> ShippingDecision:
-        """When the next import may happen without touching the cutover's reserve (see rds_migration.quota)."""
+        """When the next import may happen without touching the cutover's reserve (see rds_migration.quota).
+
+        :param budget: the quota budget when the caller just read it (else it is read now).
+        """
         head = state.chain_head
         return plan_next_shipment(
-            self.quota_budget(entries, state.migrate_task_id),
+            budget or self.quota_budget(entries, state.migrate_task_id),
             interval=interval,
             last_import_at=None,
             pending_files=len(state.pending),
@@ -755,40 +765,48 @@ class MigrationSteps:
         This database: every import RDS lists for our task ids (the parent may be older than the week
         DescribeMigrateTasks covers) and for other tasks of the same database name it still lists, plus
         requests the ledger has and RDS does not list (an ambiguous failure may still count). The rest
-        of the instance: the files of every other database's listed task.
+        of the instance: the files of every other database's listed task. A time only RDS lists counts as
+        the latest moment it can stand for (:data:`RDS_TIME_PRECISION` on), so an import never leaves our
+        window before it leaves RDS's.
         """
         now = datetime.now(UTC)
+
+        def latest(listed_at: datetime) -> datetime:
+            return _aware(listed_at) + RDS_TIME_PRECISION
+
         ours: dict[str, list[datetime]] = {}
         our_ids: set[str] = set()
         if migrate_task_id is not None:
             our_ids = set(task_ids_of(entries, migrate_task_id))
             for f in self.listed_files(migrate_task_id, entries):
                 if f.created is not None:
-                    ours.setdefault(f.name, []).append(f.created)
+                    ours.setdefault(f.name, []).append(latest(f.created))
         others: list[datetime] = []
         for task in self.rds.list_migration_tasks(self.instance_id):
             if task.migrate_task_id in our_ids:
                 continue
             files = self.rds.get_file_states(self.instance_id, task.migrate_task_id)
-            times = [f.create_time for f in files if f.create_time is not None]
-            if task.db_name == self.target_database:
-                for f in files:
-                    if f.create_time is not None:
-                        ours.setdefault(re.split(r"[\\/]", f.file_name)[-1], []).append(f.create_time)
-            else:
-                others.extend(times)
+            for f in files:
+                if f.create_time is None:
+                    continue
+                if task.db_name == self.target_database:
+                    ours.setdefault(re.split(r"[\\/]", f.file_name)[-1], []).append(latest(f.create_time))
+                else:
+                    others.append(latest(f.create_time))
         requested: dict[str, list[datetime]] = {}
         for e in entries:
             if e.event is LedgerEvent.IMPORT_REQUESTED and e.file_name:
-                requested.setdefault(e.file_name, []).append(e.at)
+                requested.setdefault(e.file_name, []).append(_aware(e.at))
         database_times: list[datetime] = []
         for name in set(ours) | set(requested):
+            # The ledger's times are on our clock and written once RDS had accepted the import: exact
+            # enough, and never early. RDS's own (to the second) count when it lists more imports.
             listed, asked = ours.get(name, []), requested.get(name, [])
-            database_times.extend(listed if len(listed) >= len(asked) else asked)
+            database_times.extend(asked if len(asked) >= len(listed) else listed)
         return budget_at(
             now,
-            [_aware(t) for t in database_times],
-            [_aware(t) for t in others],
+            database_times,
+            others,
             limits=self.quota_limits,
             database=self.target_database,
         )

@@ -9,6 +9,9 @@ Config keys: ``name``, ``product_version``, ``edition``, ``data_dir``, ``path_ma
 ``empty_log_restore`` (``accept`` | ``refuse``: RESTORE LOG of an empty log backup at the restore point),
 ``databases`` (per database: ``recovery_model``, ``tables``, ``history`` — a backup job's past backups,
 see ``sandbox.mssql.engine.history`` — and more). "Now" comes only from ``Instance.clock``.
+
+``Instance.close()`` saves the databases' state beside their files: an instance built again on the same
+``data_dir`` continues from it instead of seeding the config's databases (``sandbox.mssql.engine.persist``).
 """
 
 from sandbox.mssql.engine.instance import ConfigError, Instance, Session

@@ -111,6 +111,8 @@ def build_instance(cls, cfg: dict, base_dir: Path, clock=None):
     inst = cls(name, version, edition, data_dir, mapped, logins, clock=clock, timezone=timezone)
     inst.empty_log_restore = empty_log
     inst.backup_compression_algorithm = algorithm
+    if inst.restarted:  # the databases of the last run (sandbox.mssql.engine.persist), not the config's
+        return inst
     databases = cfg.get("databases") or {}
     _require(isinstance(databases, dict), "databases: expected a mapping of database name -> settings")
     histories = []

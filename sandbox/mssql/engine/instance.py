@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from sandbox.clock import SandboxClock
-from sandbox.mssql.engine import admin, backup, errors, language, security
+from sandbox.mssql.engine import admin, backup, errors, language, persist, security
 from sandbox.mssql.engine.database import RECOVERY_MODELS, USER_ACCESS, Database
 from sandbox.mssql.engine.functions import write_context
 from sandbox.mssql.engine.lexer import quote_ident
@@ -120,11 +120,26 @@ class Instance:
         self._spids = itertools.count(51)
         self._file_ids = itertools.count(1)
         data_dir.mkdir(parents=True, exist_ok=True)
+        restored = persist.load(data_dir)
+        #: True when the databases were saved by an earlier run of this instance (see ``close``).
+        self.restarted = restored is not None
+        if restored is not None:
+            for db in restored:
+                self.databases[db.name.lower()] = db
+            self._file_ids = itertools.count(max(persist.file_id(db) for db in restored) + 1)
+            return
         for stale in data_dir.glob("db_*.sqlite*"):
             stale.unlink()
         for index, db_name in enumerate(SYSTEM_DATABASES, start=1):
             self._add_database(db_name, index, system=True)
         admin.create_msdb_tables(self)
+
+    def close(self) -> None:
+        """Stop: save every database's state (a later instance on the same data dir continues from it) and
+        close the data files. Call when no batch runs any more (the TDS server is closed)."""
+        persist.save(self)
+        for db in self.all_databases():
+            db.close()
 
     # -- configuration -------------------------------------------------------------------------
     @classmethod
