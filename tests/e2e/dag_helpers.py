@@ -184,3 +184,10 @@ def run_migration(airflow_db, spec, option: str | None, before: Callable[[], Non
     with approval(dag.dag_id, option, before) as answered:
         dag_run = dag.test()
     return dag_run, answered
+
+
+def preflight_error(output: str) -> str:
+    """The preflight task's failure message, from the task log printed by dag.test()."""
+    lines = [line for line in output.splitlines() if "Preflight failed" in line]
+    assert lines, output[-3000:]
+    return lines[-1]

@@ -32,6 +32,7 @@ from tests.e2e.dag_helpers import (
     assert_acknowledged_writes_in,
     assert_writes_continue,
     order_count,
+    preflight_error,
     run_migration,
     states,
     xcom,
@@ -209,13 +210,6 @@ def test_preflight_lists_every_failure_tde_name_conflict_newer_source_ia_bucket(
     assert "Preflight failed 4 of" in message, message
     assert result["rollback"] == "skipped", result
     assert access("mssql_source", "LegacyDB") == WRITABLE
-
-
-def preflight_error(output: str) -> str:
-    """The preflight task's failure message, from the task log printed by dag.test()."""
-    lines = [line for line in output.splitlines() if "Preflight failed" in line]
-    assert lines, output[-3000:]
-    return lines[-1]
 
 
 def test_log_shipping_dag_interleaves_without_breaking_the_chain(airflow_db, sandbox_factory):
