@@ -38,7 +38,6 @@ from operators.backup import BackupOperator, UploadBackupOperator
 from operators.cutover import (
     CutoverApprovalOperator,
     CutoverOperator,
-    OpenDatabaseOperator,
     ReleaseTargetOperator,
     RollbackOperator,
 )
@@ -76,10 +75,21 @@ DAG_PREFIX = "mssql_to_rds__"
 #: Error DAGs of files: a prefix no entry's dag_id can have (those all start with DAG_PREFIX).
 ERROR_DAG_PREFIX = "mssql_to_rds_config_error__"
 START_DATE = datetime(2026, 1, 1)
-# The downtime window: freeze -> tail -> import (cutover), then the open. If one fails, the rollback task
+# The downtime window, freeze -> tail -> import -> open, is one task: if it fails, the rollback task
 # decides (it never gives the source back once RDS is opening the database).
-ROLLBACK_WATCHED = ["cutover", "open_database"]
+ROLLBACK_WATCHED = ["cutover"]
 CUTOVER_TASKS = ["approve_cutover", "catch_up", *ROLLBACK_WATCHED, "validate", "release_target", "rollback"]
+# The report summarises every task before it (a failure before the approval changed nothing on the source).
+REPORTED_TASKS = [
+    "preflight",
+    "choose_start",
+    "full_backup",
+    "upload_full",
+    "create_migration_task",
+    "wait_full_restored",
+    "ship_logs",
+    *CUTOVER_TASKS,
+]
 
 
 def migration_dag_id(entry: str) -> str:
@@ -195,12 +205,12 @@ def build_migration_dag(spec: MigrationSpec, origin: Planned | None = None) -> D
         with TaskGroup("cutover_window", prefix_group_id=False):
             catch_up = ShipLogsOperator(task_id="catch_up", mode="catch_up", **common, **chain, **files)
             # In the downtime window a retry comes quickly; the freeze bound still caps the whole window.
-            window = {"retry_delay": timedelta(seconds=10)}
-            cutover = CutoverOperator(task_id="cutover", **window, **common, **chain, **files)
-            open_db = OpenDatabaseOperator(task_id="open_database", **window, **common)
+            cutover = CutoverOperator(
+                task_id="cutover", retry_delay=timedelta(seconds=10), **common, **chain, **files
+            )
             validate = ValidateOperator(task_id="validate", cutover_task_id="cutover", **common)
             release = ReleaseTargetOperator(task_id="release_target", **common)
-            catch_up >> cutover >> open_db >> validate >> release
+            catch_up >> cutover >> validate >> release
         rollback = RollbackOperator(
             task_id="rollback",
             trigger_rule=TriggerRule.ONE_FAILED,
@@ -209,11 +219,11 @@ def build_migration_dag(spec: MigrationSpec, origin: Planned | None = None) -> D
             **common,
         )
         report = ReportOperator(
-            task_id="report", task_ids=CUTOVER_TASKS, trigger_rule=TriggerRule.ALL_DONE, **common, **files
+            task_id="report", task_ids=REPORTED_TASKS, trigger_rule=TriggerRule.ALL_DONE, **common, **files
         )
         preflight >> choose >> [full, resume]
         [restored, resume] >> ship >> approve >> catch_up
-        [cutover, open_db] >> rollback
+        cutover >> rollback
         [release, rollback] >> report
     return dag
 

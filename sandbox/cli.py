@@ -3,7 +3,9 @@
 - ``serve --config FILE [--state-dir DIR] [--port-base N]``: everything in the foreground, one process.
 - ``up [--config FILE] [--state-dir DIR] [--port-base N]``: ``serve`` detached; waits until every
   port answers; prints ``export AIRFLOW_CONN_...`` lines.
-- ``down [--state-dir DIR]``: stop it (SIGTERM, then SIGKILL) and remove the pid file.
+- ``down [--state-dir DIR]``: stop it (SIGTERM, then SIGKILL) and remove the pid file. The state dir keeps
+  everything a clean stop saved (databases and msdb, OSS objects, RDS tasks and the clock): ``up`` with
+  it continues there; remove the folder to start fresh.
 - ``status [--state-dir DIR]``: whether it runs and its ports answer.
 - ``clock [--advance 8d] [--state-dir DIR]``: show (or move forward) the running sandbox's clock.
 - ``mssql ...``: the SQL Server stand-in's own CLI (``sandbox.mssql.cli``).

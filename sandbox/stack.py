@@ -170,6 +170,7 @@ class Sandbox:
         clock: SandboxClock | None = None,
     ):
         self.config = config
+        # One clock for every stand-in: a test moves all of them forward together (clock.advance).
         self.clock = clock or SandboxClock()
         self.state_dir = Path(state_dir).resolve()
         self.port_base = port_base
@@ -179,8 +180,6 @@ class Sandbox:
         self.oss_store = None
         self.oss_faults = None  # the OSS stand-in's FaultInjector: faults and the request log
         self.rds: RdsService | None = None
-        # One clock for every stand-in: a test moves all of them forward together (clock.advance).
-        self.clock = SandboxClock()
         self._tds_servers: list[asyncio.AbstractServer] = []
         self._runners: list[web.AppRunner] = []
         self._workload_stop = threading.Event()
@@ -281,12 +280,6 @@ class Sandbox:
     def connections(self) -> dict[str, dict[str, Any]]:
         return airflow_connections(self.config, self.ports)
 
-    def stop_workload(self, timeout: float = 10) -> None:
-        """Stop the write workload (its journal is then final); the stand-ins keep running."""
-        self._workload_stop.set()
-        if self._workload_thread is not None:
-            self._workload_thread.join(timeout)
-
     def apply_clock_request(self) -> None:
         """Move the shared clock as ``clock-request.json`` asks (``{"advance_s": N}``); answer in
         ``clock.json``. Called on SIGUSR1 by ``python -m sandbox serve``."""
@@ -313,13 +306,17 @@ class Sandbox:
         # connections.json last: its presence tells `up` that everything listens.
         _write_private(self.state_dir / CONNECTIONS_FILE, json.dumps(state, indent=2) + "\n")
 
+    def stop_workload(self, timeout: float = 10) -> None:
+        """Stop the write workload and wait for it (its journal is then final; idempotent)."""
+        self._workload_stop.set()
+        if self._workload_thread is not None:
+            self._workload_thread.join(timeout)
+            self._workload_thread = None
+
     async def stop(self) -> None:
         """Stop the workload, the HTTP stand-ins and the TDS servers (idempotent)."""
         (self.state_dir / CONNECTIONS_FILE).unlink(missing_ok=True)
-        self._workload_stop.set()
-        if self._workload_thread is not None:
-            await asyncio.to_thread(self._workload_thread.join, 10)
-            self._workload_thread = None
+        await asyncio.to_thread(self.stop_workload)
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()

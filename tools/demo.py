@@ -63,6 +63,7 @@ LOG_SHIPPING_DAG_ID = f"{DAG_ID}__log_shipping"
 POOL = f"mssql_migration_{ENTRY}"
 DATABASE = "SalesDB"
 UI_USER = "demo"
+POOL_READER = "preflight"  # a viewer: preflight reads the entry's pool through the API with it
 RUN_TIMEOUT_S = 20 * 60
 STARTUP_TIMEOUT_S = 180
 COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
@@ -74,7 +75,7 @@ PHASES = (
     ("log shipping", "ship_logs", "ship_logs"),
     ("waiting for approval", "approve_cutover", "approve_cutover"),
     ("catch-up before the freeze", "catch_up", "catch_up"),
-    ("cutover: freeze -> open (downtime)", "cutover", "open_database"),
+    ("cutover: freeze -> open (downtime)", "cutover", "cutover"),
     ("validation, then applications in", "validate", "release_target"),
     ("report", "report", "report"),
 )
@@ -311,8 +312,9 @@ def airflow_env(demo_dir: Path, connections: dict[str, Any], api_port: int) -> A
     home = demo_dir / "airflow"
     api_url = f"http://127.0.0.1:{api_port}"
     password = secrets.token_urlsafe(12)
+    reader_password = secrets.token_urlsafe(12)  # a read-only account: preflight checks the pool with it
     passwords_file = home / "simple_auth_manager_passwords.json"
-    passwords_file.write_text(json.dumps({UI_USER: password}) + "\n")
+    passwords_file.write_text(json.dumps({UI_USER: password, POOL_READER: reader_password}) + "\n")
     passwords_file.chmod(0o600)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "AIRFLOW__"))}
     env.update(
@@ -325,7 +327,7 @@ def airflow_env(demo_dir: Path, connections: dict[str, Any], api_port: int) -> A
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{UI_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{UI_USER}:admin,{POOL_READER}:viewer",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),  # shared by every component
             "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
@@ -344,6 +346,15 @@ def airflow_env(demo_dir: Path, connections: dict[str, Any], api_port: int) -> A
             "PYTHONUNBUFFERED": "1",
         }
     )
+    connections = {
+        **connections,
+        "airflow_api": {
+            "conn_type": "http",
+            "host": api_url,
+            "login": POOL_READER,
+            "password": reader_password,
+        },
+    }
     for conn_id, conn in connections.items():
         env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
     return AirflowSetup(env=env, api_url=api_url, password=password)
@@ -357,7 +368,7 @@ def init_airflow(setup: AirflowSetup, log_dir: Path) -> None:
     log = log_dir / "airflow-cli.log"
     run_checked(airflow_command("db", "migrate"), setup.env, log, "airflow db migrate")
     run_checked(
-        airflow_command("pools", "set", POOL, "1", f"log chain of {DATABASE}"),
+        airflow_command("pools", "set", POOL, "1", f"log chain of {DATABASE}", "--include-deferred"),
         setup.env,
         log,
         "airflow pools set",
@@ -620,6 +631,13 @@ def print_restore_point(api: AirflowApi, run_id: str) -> None:
     )
 
 
+def print_preflight(api: AirflowApi, run_id: str) -> None:
+    report = api.xcom(run_id, "preflight") or {}
+    say("Preflight (every check, with its outcome):")
+    for check in report.get("checks", []):
+        say(f"  [{check['status'].upper():<4}] {check['name']}: {check['detail']}")
+
+
 def print_validation(api: AirflowApi, run_id: str) -> bool:
     result = api.xcom(run_id, "validate")
     say("Validation (completeness by LSN, row counts from metadata; no table data read):")
@@ -647,6 +665,8 @@ def print_summary(api: AirflowApi, setup: AirflowSetup, run_id: str, state: str,
     say(f"Run {run_id} of {DAG_ID}: {state.upper()}")
     say("=" * 100)
     print_tasks(tis)
+    say("")
+    print_preflight(api, run_id)
     say("")
     print_phases(tis)
     say("")

@@ -5,6 +5,7 @@ DECLARE @db sysname = %(database)s;
 DECLARE @proc nvarchar(300) = QUOTENAME(@db) + N'.sys.sp_executesql';
 EXEC @proc N'SELECT
     SUSER_SNAME() AS login_name,
+    USER_NAME() AS user_name,
     IS_SRVROLEMEMBER(N''sysadmin'') AS is_sysadmin,
     IS_SRVROLEMEMBER(N''dbcreator'') AS is_dbcreator,
     IS_ROLEMEMBER(N''db_owner'') AS is_db_owner,

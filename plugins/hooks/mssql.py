@@ -38,8 +38,9 @@ DATABASE_OPTIONS = (*USER_ACCESS_MODES, "READ_ONLY", "READ_WRITE")
 STANDARD_EDITION_ID = -1534726760
 #: DBCC CHECKDB reports consistency problems with numbers in these ranges; they are collected, not raised.
 CHECKDB_ERROR_RANGES = ((2500, 2599), (5200, 5299), (7900, 7999), (8900, 8999))
-#: Errors that are not about consistency even though they fall in the ranges above.
-_NOT_CONSISTENCY = {2520}
+#: Errors that are not about consistency even though they fall in the ranges above (2520: no such
+#: database; 7983: "User ... does not have permission to run DBCC checkdb", a right, not corruption).
+_NOT_CONSISTENCY = {2520, 7983}
 #: Minimum seconds between two progress lines in the log (100 % is always logged).
 PROGRESS_LOG_INTERVAL = 10.0
 
@@ -247,6 +248,8 @@ class LoginRights:
     can_backup_log: bool
     can_alter: bool
     can_create_database: bool
+    #: The login's user in the database (``dbo`` for sysadmin and the owner): what a GRANT names.
+    user_name: str = ""
 
     @property
     def can_checkdb(self) -> bool:
@@ -418,13 +421,21 @@ class MigrationMsSqlHook(MsSqlHook):
         slots: Mapping[str, str] | None = None,
         capture: _Capture | None = None,
         long_running: bool = False,
+        conn: Any = None,
     ) -> list[list[dict[str, Any]]]:
-        """Run one statement file, drain every result set, and return them (each a list of dict rows)."""
+        """Run one statement file, drain every result set, and return them (each a list of dict rows).
+
+        :param conn: run in this open session (e.g. one holding an application lock); default a new one.
+        """
         sql = load_sql(sql_name, **dict(slots or {}))
         capture = capture or _Capture(label=action)
         try:
-            with self._session(capture, no_timeout=long_running) as conn:
-                cursor = conn.cursor(as_dict=True)
+            with (
+                contextlib.nullcontext(conn)
+                if conn is not None
+                else self._session(capture, no_timeout=long_running) as session
+            ):
+                cursor = session.cursor(as_dict=True)
                 cursor.execute(sql, dict(params or {}))
                 results = [self._fetch(cursor)]
                 while cursor.nextset():
@@ -440,6 +451,31 @@ class MigrationMsSqlHook(MsSqlHook):
                     error.number, f"{error.message} (also: {' | '.join(extra)})", error.server_message
                 )
             raise error from e
+
+    def _take_backup_slot(self, conn: Any, slots: int, action: str, wait: float) -> int:
+        """Hold one of the server's ``slots`` backup slots in ``conn`` (an application lock in master);
+        wait for one when all are taken by other backups of this package, logging who waits."""
+        deadline = time.monotonic() + wait
+        logged = 0.0
+        while True:
+            for slot in range(1, slots + 1):
+                rows = self._execute(
+                    "backup_slot", {"slot": slot}, action=f"taking backup slot {slot} for {action}", conn=conn
+                )
+                if rows and rows[0] and int(rows[0][0]["result"]) >= 0:
+                    return slot
+            now = time.monotonic()
+            if now > deadline:
+                raise SqlServerError(
+                    0,
+                    f"{action}: all {slots} backup slot(s) of the server stayed taken by other backups of this "
+                    f"package for {wait:.0f} s: raise source.max_concurrent_backups, or look for a stuck backup "
+                    "(sys.dm_exec_requests, command BACKUP)",
+                )
+            if now - logged >= 60:
+                log.info("%s: waiting for one of the server's %d backup slot(s)", action, slots)
+                logged = now
+            time.sleep(1.0)
 
     @staticmethod
     def _fetch(cursor: Any) -> list[dict[str, Any]] | None:
@@ -541,10 +577,11 @@ class MigrationMsSqlHook(MsSqlHook):
         if not rows:
             raise SqlServerError(0, f"reading the login's rights on {database!r} returned no row")
         row = rows[0]
-        flags = {
-            name: bool(row.get(name)) for name in LoginRights.__dataclass_fields__ if name != "login_name"
-        }
-        return LoginRights(login_name=str(row.get("login_name") or ""), **flags)
+        names = ("login_name", "user_name")
+        flags = {name: bool(row.get(name)) for name in LoginRights.__dataclass_fields__ if name not in names}
+        return LoginRights(
+            login_name=str(row.get("login_name") or ""), user_name=str(row.get("user_name") or ""), **flags
+        )
 
     def check_database(self, database: str) -> list[str]:
         """Run ``DBCC CHECKDB`` and return the consistency errors found (empty list: clean).
@@ -620,6 +657,8 @@ class MigrationMsSqlHook(MsSqlHook):
         compression: bool,
         compression_algorithm: str | None = None,
         on_progress: ProgressCallback | None = None,
+        backup_slots: int = 1,
+        slot_wait: float = 24 * 3600,
     ) -> BackupRecord:
         """Back up a database to one file and return its msdb record.
 
@@ -634,6 +673,9 @@ class MigrationMsSqlHook(MsSqlHook):
         :param compression_algorithm: ``MS_XPRESS`` pins the classic algorithm (SQL Server 2022 may
             default to QAT_DEFLATE, which RDS is not documented to restore); None for older servers.
         :param on_progress: called with ``(percent, elapsed_seconds)`` for each STATS message.
+        :param backup_slots: backups this package may run at once on the server (all databases): the
+            backup waits for a free slot, held by its session (see ``backup_slot.sql``).
+        :param slot_wait: seconds to wait for a slot before failing.
         """
         kind = str(kind).upper()
         if kind not in BACKUP_SQL:
@@ -643,16 +685,26 @@ class MigrationMsSqlHook(MsSqlHook):
         action = f"{kind} backup of {database!r} to {server_path!r}"
         capture = _Capture(on_progress=on_progress, label=action)
         started = time.monotonic()
-        log.info("Starting %s (compression %s)", action, "on" if compression else "off")
-        self._execute(
-            BACKUP_SQL[kind],
-            {"database": database, "path": server_path, "backup_name": backup_name},
-            action=action,
-            database=database,
-            slots={"COMPRESSION": _compression_option(compression, compression_algorithm)},
-            capture=capture,
-            long_running=True,
-        )
+        if backup_slots < 1:
+            raise ValueError("backup_slots must be at least 1")
+        with self._session(capture, no_timeout=True) as conn:  # the slot is held by this session
+            slot = self._take_backup_slot(conn, backup_slots, action, slot_wait)
+            log.info(
+                "Starting %s (compression %s, backup slot %d of %d)",
+                action,
+                "on" if compression else "off",
+                slot,
+                backup_slots,
+            )
+            self._execute(
+                BACKUP_SQL[kind],
+                {"database": database, "path": server_path, "backup_name": backup_name},
+                action=action,
+                database=database,
+                slots={"COMPRESSION": _compression_option(compression, compression_algorithm)},
+                capture=capture,
+                conn=conn,
+            )
         record = self.find_backup(database, server_path)
         if record is None:
             raise BackupNotRecordedError(

@@ -118,17 +118,19 @@ class MigrationOperator(BaseOperator):
     uses_cutover_reserve = False
 
     def _hold_for_quota(self, state: ChainState, entries: list[Any], loop: dict[str, Any]) -> bool:
-        """Before an import: never spend the cutover's reserve. Without a free import, catch up with one
-        differential when the planner says it fits better (nothing applied on top of the full yet), else
-        wait for the next free slot. Returns True when it did one of those instead of importing."""
+        """Before an import: never spend the cutover's reserve. When the pending backups need more imports
+        than are spendable and no log is applied on top of the full yet, catch up with one differential
+        (it supersedes them: one import instead of many) — decided before the first of them is imported,
+        since a differential cannot follow an applied log. Without a free import, wait for the next free
+        slot. Returns True when it did one of those instead of importing."""
         budget = self.steps.quota_budget(entries, state.migrate_task_id)
-        if budget.spendable >= 1:
-            return False
         decision = self.steps.plan_shipment(state, entries, interval=timedelta(milliseconds=1), budget=budget)
         if decision.action == "differential":
             self.log.warning("Import quota: %s", decision.reason)
             self.steps.take_backup("DIFF", self.steps.next_backup_name("DIFF"))
             return True
+        if budget.spendable >= 1:
+            return False
         self.log.info("Import quota: %s", budget.describe())
         self.wait_until(budget.next_free_slot(), loop)
         return True

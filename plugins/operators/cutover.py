@@ -2,9 +2,9 @@
 
 Downtime runs from the freeze to the open. Nothing in that window grows with the size of the data: the
 tail-log backup holds only what was written since the last shipped log, and validation reads metadata.
-Two tasks cover the window (``cutover``: freeze, tail, upload, import, wait restored; ``open_database``),
-each waiting on RDS in the worker with a short poll instead of handing over to the triggerer, and each
-logging every step with its duration.
+One task covers the window (``cutover``: freeze, tail, upload, import, wait restored, open, wait online),
+waiting on RDS in the worker with a short poll instead of handing over to the triggerer or to the next
+task, and logging every step with its duration.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from hooks.rds import TASK_SUCCESS_STATES, RdsApiError
+from hooks.rds import TASK_SUCCESS_STATES, RdsApiError, RdsWaitTimeoutError
 from operators.base import MigrationOperator
 from operators.steps import TASK_TERMINAL_FAILURES
 from rds_migration.config import MigrationSpec
@@ -202,12 +202,16 @@ class _WindowOperator(MigrationOperator):
         kwargs.setdefault("poll_interval", WINDOW_POLL_S)
         super().__init__(**kwargs)
 
-    def check_freeze_window(self, frozen_at: datetime | None) -> None:
+    def window_left(self, frozen_at: datetime | None) -> timedelta | None:
+        """Time left before the freeze outlasts ``max_freeze_minutes`` (None: not frozen yet)."""
         if frozen_at is None:
-            return
-        limit = timedelta(minutes=self.migration.max_freeze_minutes)
-        frozen_for = datetime.now(UTC) - frozen_at
-        if frozen_for > limit:
+            return None
+        return timedelta(minutes=self.migration.max_freeze_minutes) - (datetime.now(UTC) - frozen_at)
+
+    def check_freeze_window(self, frozen_at: datetime | None) -> None:
+        left = self.window_left(frozen_at)
+        if left is not None and left <= timedelta(0):
+            frozen_for = datetime.now(UTC) - frozen_at
             raise FreezeWindowExceeded(
                 f"The source has been frozen for {format_duration(frozen_for.total_seconds())}, more than "
                 f"max_freeze_minutes ({self.migration.max_freeze_minutes:g}), and the open was not requested: "
@@ -223,10 +227,16 @@ class _WindowOperator(MigrationOperator):
 
 
 class CutoverOperator(_WindowOperator):
-    """Freeze the source, take the tail-log backup, upload and import it, wait until RDS restored it.
+    """The downtime window in one task: freeze the source, take the tail-log backup, upload and import
+    it, wait until RDS restored it, open the database on RDS and wait until it is online.
 
-    Retried, it continues where it stopped (frozen already, the tail in msdb, the file in OSS or RDS).
-    Its ``execution_timeout`` and a check between steps bound the freeze to ``max_freeze_minutes``.
+    One task, so no Airflow hand-off happens while the source is frozen; each step is logged with its
+    duration. The freeze is bounded: if the open has not been requested ``max_freeze_minutes`` after the
+    freeze (checked between steps, and no wait for RDS lasts longer than the window has left), the task
+    fails and the rollback gives the source back. ``open_requested`` is written to the ledger *before*
+    CreateOnlineDatabaseTask: from then on the rollback asks RDS before touching the source. The
+    ClientToken derives from the DAG run, so a retry never opens twice; retried, the task continues where
+    it stopped (frozen already, the tail in msdb, the file in OSS or RDS, the open requested).
     """
 
     #: The tail-log import is what the quota reserve is kept for.
@@ -235,11 +245,16 @@ class CutoverOperator(_WindowOperator):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if self.execution_timeout is None:
-            self.execution_timeout = timedelta(minutes=self.migration.max_freeze_minutes)
+            # The task checks the bound itself; the timeout is the backstop for a step that hangs.
+            minutes = self.migration.max_freeze_minutes + self.migration.open_timeout_minutes + 1
+            self.execution_timeout = timedelta(minutes=minutes)
 
     def execute(self, context: Any) -> dict[str, Any]:
         run_id = context["ti"].run_id
         entries = self.steps.read_ledger()
+        self._open_requested = any(
+            e.event is LedgerEvent.OPEN_REQUESTED and e.run_id == run_id for e in entries
+        )
         self.check_freeze_window(self.steps.frozen_at(entries, run_id))
         timings: dict[str, float] = {}
         started = time.monotonic()
@@ -256,10 +271,29 @@ class CutoverOperator(_WindowOperator):
         result = self.drive_chain(context)
         timings["ship_s"], _ = self.step("tail uploaded, imported and restored on RDS", started)
         self.steps.record_ledger("cutover_timings", tail, **timings)
+        self.open_database(result["migrate_task_id"], run_id)
         return {**result, "tail": tail.to_dict()}
+
+    def check_freeze_window(self, frozen_at: datetime | None) -> None:
+        if not getattr(self, "_open_requested", False):  # once requested, the open is RDS's to finish
+            super().check_freeze_window(frozen_at)
 
     def on_chain_step(self) -> None:
         self.check_freeze_window(getattr(self, "_frozen_at", None))
+
+    def wait_for_file(self, migrate_task_id: str, file_name: str, loop: dict[str, Any]) -> None:
+        """Wait for RDS no longer than the freeze window has left: past it, roll back."""
+        left = self.window_left(getattr(self, "_frozen_at", None))
+        if left is not None:
+            self.wait_timeout = max(min(self.wait_timeout, left), timedelta(seconds=1))
+        try:
+            super().wait_for_file(migrate_task_id, file_name, loop)
+        except RdsWaitTimeoutError as error:
+            self.check_freeze_window(self._frozen_at)
+            raise FreezeWindowExceeded(
+                f"RDS did not restore {file_name} within the freeze window (max_freeze_minutes "
+                f"{self.migration.max_freeze_minutes:g}): rolling back so the applications can write again."
+            ) from error
 
     def chain_is_current(self, context: Any, state: Any, loop: dict[str, Any]) -> Any:
         return {
@@ -267,38 +301,19 @@ class CutoverOperator(_WindowOperator):
             "restore_point": state.restored.to_dict() if state.restored else None,
         }
 
-
-class OpenDatabaseOperator(_WindowOperator):
-    """Open the database on RDS (CreateOnlineDatabaseTask) and wait until it is online.
-
-    ``open_requested`` is written to the ledger *before* the request: from then on the rollback asks RDS
-    before touching the source. The ClientToken derives from the DAG run, so a retry never opens twice.
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if self.execution_timeout is None:
-            self.execution_timeout = timedelta(minutes=self.migration.open_timeout_minutes)
-
-    def execute(self, context: Any) -> str:
-        run_id = context["ti"].run_id
-        entries = self.steps.read_ledger()
-        migrate_task_id = self.steps.find_migration_task_id(entries)
-        if migrate_task_id is None:
-            raise AirflowFailException(
-                f"No RDS migration task is recorded for {self.steps.target_database!r}."
-            )
+    def open_database(self, migrate_task_id: str, run_id: str) -> None:
+        """CreateOnlineDatabaseTask (unless RDS already opened it), then wait until it is online."""
         started = time.monotonic()
         task = self.steps.rds.get_task_state(self.steps.instance_id, migrate_task_id)
-        requested = any(e.event is LedgerEvent.OPEN_REQUESTED and e.run_id == run_id for e in entries)
         if task.status not in TASK_SUCCESS_STATES:
-            if not requested:
-                self.check_freeze_window(self.steps.frozen_at(entries, run_id))
+            if not self._open_requested:
+                self.check_freeze_window(self._frozen_at)
                 self.steps.record_ledger(
                     "open_requested",
                     migrate_task_id=migrate_task_id,
                     check_db_mode=self.migration.check_db_mode,
                 )
+                self._open_requested = True
             # A retry asks again after an ambiguous failure: the same ClientToken makes it harmless.
             self._request_open(migrate_task_id, run_id)
             self.step(f"CreateOnlineDatabaseTask accepted ({self.migration.check_db_mode})", started)
@@ -318,7 +333,6 @@ class OpenDatabaseOperator(_WindowOperator):
             check_db_mode=self.migration.check_db_mode,
             open_s=open_s,
         )
-        return migrate_task_id
 
     def _request_open(self, migrate_task_id: str, run_id: str) -> None:
         token = hashlib.sha256(f"{run_id}|{migrate_task_id}".encode()).hexdigest()[:64]
@@ -360,7 +374,7 @@ class ReleaseTargetOperator(MigrationOperator):
 class RollbackOperator(MigrationOperator):
     """After a failed cutover, give the source back to the applications; nothing is lost.
 
-    Runs when ``cutover`` or ``open_database`` failed (trigger rule ``one_failed``). It does nothing if
+    Runs when ``cutover`` failed (trigger rule ``one_failed``). It does nothing if
     this run never froze the source. Once the open was requested it rolls back only when RDS shows the
     database is not opening (the open was refused, the task failed, or it stayed waiting through
     ``open_grace``); otherwise it refuses, loudly — two writable copies would be worse than a frozen

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from operators.base import MigrationOperator
+from operators.steps import parent_folder, shown
 
 # Features persisted in a database that only Enterprise supported before SQL Server 2016 SP1
 # (sys.dm_db_persisted_sku_features names). From 2016 SP1 on, all editions support them.
@@ -23,6 +25,40 @@ ENTERPRISE_ONLY_BEFORE_2016SP1 = {
     "ChangeCapture",
     "MultipleFSContainers",
 }
+
+
+def quote_name(name: str) -> str:
+    """T-SQL identifier quoting, as QUOTENAME does: ``[`` ... ``]`` with every ``]`` doubled."""
+    return "[" + name.replace("]", "]]") + "]"
+
+
+def describe_other_backups(foreign: list[Any]) -> str:
+    """Other jobs' backups that do not break the chain, one per backup set (stripes named once)."""
+    copy_only_logs = [r for r in foreign if r.backup_type.name == "LOG" and r.is_copy_only]
+    data = [r for r in foreign if r.backup_type.name != "LOG"]
+    kinds = Counter(
+        "COPY_ONLY" if r.is_copy_only else {"FULL": "full", "DIFF": "differential"}[r.backup_type.name]
+        for r in data
+    )
+    parts = [f"Not breakers: {len(copy_only_logs)} COPY_ONLY log backup(s) (they never truncate the log)"]
+    if data:
+        parts.append(
+            "other jobs' data backups: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+        )
+    striped = [r for r in foreign if r.stripes > 1]
+    if striped:
+        parts.append(
+            "striped: "
+            + ", ".join(f"{r.backup_type.name} {r.file_name!r} over {r.stripes} files" for r in striped)
+        )
+    return "; ".join(parts) + "."
+
+
+def _size(size_bytes: int) -> str:
+    """``1.5 GB``, or ``72 MB`` below a gigabyte (a small database would read "0.1 GB")."""
+    if size_bytes >= 1024**3:
+        return f"{size_bytes / 1024**3:.1f} GB"
+    return f"{size_bytes / 1024**2:.0f} MB"
 
 
 @dataclass
@@ -54,7 +90,13 @@ class PreflightOperator(MigrationOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         checks: list[Check] = []
         facts: dict[str, Any] = {}
-        for section in (self._source_checks, self._target_checks, self._bucket_checks, self._worker_checks):
+        for section in (
+            self._source_checks,
+            self._target_checks,
+            self._bucket_checks,
+            self._worker_checks,
+            self._pool_checks,
+        ):
             self._run(section, checks, facts)
         for check in checks:
             level = {"pass": "info", "warn": "warning", "fail": "error"}[check.status]
@@ -144,9 +186,16 @@ class PreflightOperator(MigrationOperator):
             )
         else:
             checks.append(Check("TDE", "pass", "not encrypted"))
-        self._rights_check(checks, source.login_rights(database))
+        rights = source.login_rights(database)
+        self._rights_check(checks, rights)
         self._other_jobs_check(checks, database)
-        if self.run_checkdb:
+        if self.run_checkdb and not rights.can_checkdb:
+            checks.append(
+                Check(
+                    "DBCC CHECKDB", "warn", f"not run: {rights.login_name} may not run it (see source rights)"
+                )
+            )
+        elif self.run_checkdb:
             errors = source.check_database(database)
             checks.append(
                 Check(
@@ -167,7 +216,8 @@ class PreflightOperator(MigrationOperator):
             )
         else:
             compress = self.steps.use_compression()
-            algorithm = " (ALGORITHM = MS_XPRESS)" if compress and server.major_version >= 16 else ""
+            named = self.steps.compression_algorithm()  # what the backups will name (the steps decide)
+            algorithm = f" (ALGORITHM = {named})" if compress and named else ""
             checks.append(
                 Check(
                     "backup compression",
@@ -177,37 +227,26 @@ class PreflightOperator(MigrationOperator):
             )
 
     def _rights_check(self, checks: list[Check], rights: Any) -> None:
-        """Every statement the migration will run on the source, rollback included (S6)."""
+        """Every statement the migration will run on the source, rollback included (S6). The fix is the
+        statement that grants them all: db_owner may back up, ALTER (freeze and undo) and CHECKDB."""
         needed = [
-            (
-                "BACKUP DATABASE (the full)",
-                rights.can_backup_database,
-                "db_backupoperator role in the database",
-            ),
-            (
-                "BACKUP LOG (log shipping, tail)",
-                rights.can_backup_log,
-                "db_backupoperator role in the database",
-            ),
-            (
-                "ALTER DATABASE (freeze, and its undo on rollback)",
-                rights.can_alter,
-                "db_owner role, or dbcreator",
-            ),
+            ("BACKUP DATABASE (the full)", rights.can_backup_database),
+            ("BACKUP LOG (log shipping, tail)", rights.can_backup_log),
+            ("ALTER DATABASE (freeze, and its undo on rollback)", rights.can_alter),
         ]
         if self.run_checkdb:
-            needed.append(("DBCC CHECKDB", rights.can_checkdb, "db_owner role in the database (or sysadmin)"))
-        missing = [(what, grant) for what, ok, grant in needed if not ok]
+            needed.append(("DBCC CHECKDB", rights.can_checkdb))
+        missing = [what for what, ok in needed if not ok]
         login = rights.login_name or "the source login"
         if missing:
+            user = quote_name(rights.user_name or rights.login_name)
             checks.append(
                 Check(
                     "source rights",
                     "fail",
-                    f"{login} may not run: " + "; ".join(what for what, _ in missing),
-                    "grant "
-                    + "; ".join(sorted({grant for _, grant in missing}))
-                    + f" to {login}, or use a sysadmin login",
+                    f"{login} may not run: " + "; ".join(missing),
+                    f"make its user a db_owner of the database — USE {quote_name(self.steps.database)}; "
+                    f"ALTER ROLE [db_owner] ADD MEMBER {user}; — or use a sysadmin login",
                 )
             )
         else:
@@ -219,34 +258,40 @@ class PreflightOperator(MigrationOperator):
                     "source rights",
                     "warn",
                     f"{login} may not read backup headers (RESTORE HEADERONLY needs CREATE DATABASE)",
-                    "a backup of another job copied into the backup folder cannot be verified and adopted; "
-                    "grant CREATE ANY DATABASE, or list that job's folder in backup_folder.adopt_from",
+                    "a backup of another job copied into the backup folder cannot be verified and adopted; list "
+                    "that job's folder in backup_folder.adopt_from instead (no right needed), or grant it: "
+                    f"ALTER SERVER ROLE [dbcreator] ADD MEMBER {quote_name(login)};",
                 )
             )
 
     def _other_jobs_check(self, checks: list[Check], database: str) -> None:
-        """Other jobs' log backups truncate the log our chain needs (COPY_ONLY ones do not)."""
+        """Other jobs' log backups truncate the log our chain needs; COPY_ONLY ones do not. Every backup is
+        counted once per backup set: a striped or mirrored set has one msdb media row per file."""
         history = self.steps.history(datetime.now(UTC) - timedelta(days=7))
         shippable, foreign = self.steps.shippable(history)
         breakers = [r for r in foreign if r.backup_type.name == "LOG" and not r.is_copy_only]
         adopted = [s for s in shippable if s.origin != "ours"]
+        others = describe_other_backups(foreign)
         if breakers:
             last = breakers[-1]
+            folders = sorted({parent_folder(r.physical_device_name or "") for r in breakers} - {""})
             checks.append(
                 Check(
                     "other log backups",
                     "warn",
-                    f"{len(breakers)} log backup(s) by other jobs in 7 days, the last at "
-                    f"{last.started_at:%Y-%m-%d %H:%M} UTC to {last.physical_device_name!r}",
-                    "stop that job for the migration, or add its folder to backup_folder.adopt_from so its "
-                    "backups join the chain: a log backup taken elsewhere breaks it",
+                    f"{len(breakers)} log backup(s) by other jobs in 7 days break the chain, the last at "
+                    f"{last.started_at:%Y-%m-%d %H:%M} UTC to {shown(last.physical_device_name or '')}. {others}",
+                    "stop that job for the migration, or add its folder ("
+                    + ", ".join(shown(f) for f in folders)
+                    + ") to backup_folder.adopt_from so its backups join the chain: a log backup taken elsewhere "
+                    "breaks it",
                 )
             )
         else:
             detail = (
                 f"none outside adopt_from ({len(adopted)} adopted)" if adopted else "none in the last 7 days"
             )
-            checks.append(Check("other log backups", "pass", detail))
+            checks.append(Check("other log backups", "pass", f"{detail}. {others}"))
         for folder in self.migration.backup_folder.adopt_from:
             visible = os.path.isdir(folder.worker_path)
             checks.append(
@@ -272,6 +317,16 @@ class PreflightOperator(MigrationOperator):
         if instance.status != "Running":
             checks.append(
                 Check("target status", "fail", instance.status, "wait until the instance is Running")
+            )
+        if not instance.supports_migration_apis:
+            # R8: without DescribeOssDownloads (cluster editions) no import could be followed.
+            checks.append(
+                Check(
+                    "target edition",
+                    "fail",
+                    instance.unsupported_reason,
+                    "set target.instance_id to an instance of another edition",
+                )
             )
         if instance.region and instance.region != self.migration.target.region:
             checks.append(
@@ -300,14 +355,12 @@ class PreflightOperator(MigrationOperator):
             needed = db.restore_bytes
             free = instance.storage_gb * 1024**3 - instance.disk_used_bytes
             enough = free > needed
-            files = ", ".join(
-                f"{kind} {size / 1024**3:.1f} GB" for kind, size in sorted(db.size_bytes.items())
-            )
+            files = ", ".join(f"{kind} {_size(size)}" for kind, size in sorted(db.size_bytes.items()))
             checks.append(
                 Check(
                     "target storage",
                     "pass" if enough else "fail",
-                    f"{free / 1024**3:.1f} GB free for the {needed / 1024**3:.1f} GB RESTORE creates ({files})",
+                    f"{_size(max(free, 0))} free for the {_size(needed)} RESTORE creates ({files})",
                     ""
                     if enough
                     else "expand the instance storage (or shrink the source's log file) before migrating",
@@ -363,6 +416,49 @@ class PreflightOperator(MigrationOperator):
                     "make sure the target edition supports them, or opening fails",
                 )
             )
+
+    def _pool_checks(self, checks: list[Check], facts: dict[str, Any]) -> None:
+        """The pool that serialises this database's log chain: one slot, deferred tasks counted."""
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        from hooks.airflow_api import AirflowApiError, AirflowApiHook
+
+        pool, conn_id = self.migration.pool, self.migration.airflow_api_conn_id
+        create = f'airflow pools set {pool} 1 "log chain of {self.steps.database}" --include-deferred'
+        try:
+            found = AirflowApiHook(conn_id).get_pool(pool)
+        except (AirflowNotFoundException, AirflowApiError) as error:
+            reason = (
+                f"no connection {conn_id!r} to the Airflow API"
+                if isinstance(error, AirflowNotFoundException)
+                else str(error)
+            )
+            checks.append(
+                Check(
+                    "Airflow pool",
+                    "warn",
+                    f"{pool!r} not verified: {reason}",
+                    f"make sure it has 1 slot and include_deferred (`airflow pools get {pool}`), or create it: "
+                    f"{create}; give preflight an http connection {conn_id!r} to the API to check it",
+                )
+            )
+            return
+        if found is None:
+            checks.append(
+                Check("Airflow pool", "fail", f"{pool!r} does not exist: tasks in it never start", create)
+            )
+        elif found.slots != 1 or not found.include_deferred:
+            checks.append(
+                Check(
+                    "Airflow pool",
+                    "fail",
+                    f"{pool!r} has {found.slots} slot(s), include_deferred {found.include_deferred}: two tasks "
+                    "could work on the log chain at once (a deferred wait frees a slot unless it is counted)",
+                    create,
+                )
+            )
+        else:
+            checks.append(Check("Airflow pool", "pass", f"{pool!r}: 1 slot, deferred tasks counted"))
 
     def _bucket_checks(self, checks: list[Check], facts: dict[str, Any]) -> None:
         problems = self.steps.oss.check_bucket(self.steps.bucket, self.migration.target.region)

@@ -73,11 +73,16 @@ class ChooseStartOperator(MigrationOperator, BaseBranchOperator):
                 'with the run conf {"start_over": true}.'
             )
         if task.status in TASK_TERMINAL_FAILURES:
+            advice = advice_for(task.description)
+            cause = (
+                "someone stopped it (TerminateMigrateTask or the RDS console)"
+                if task.terminated
+                else (task.description or "no description") + (f" ({advice})" if advice else "")
+            )
             raise AirflowFailException(
-                f"Migration task {migrate_task_id} is {task.status}: {task.description or 'no description'}. "
-                f"{advice_for(task.description)} It cannot take more backups: trigger this DAG with the "
-                'run conf {"start_over": true} to terminate it, drop the database it was restoring on RDS and '
-                "start again from a new full backup."
+                f"Migration task {migrate_task_id} is {task.status}: {cause}. It cannot take more backups: "
+                'trigger this DAG with the run conf {"start_over": true} to drop the database it was restoring '
+                "on RDS (terminating the task first if needed) and start again from a new full backup."
             )
         self.log.info("Migration task %s exists (%s): resuming log shipping.", migrate_task_id, task.status)
         return self.resume_task_id

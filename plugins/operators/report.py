@@ -186,21 +186,37 @@ def render_report(
 
 
 def describe_outcome(states: dict[str, str]) -> str:
-    """One sentence for the run, from the states of the cutover tasks."""
+    """One sentence for the run, from the states of its tasks."""
     if states.get("release_target") == "success":
         return "migrated and validated: the target holds the same data, applications may use it"
     if states.get("validate") == "failed":
         return "validation failed: both sides left as they are (see the validate task's log for what to do)"
     if states.get("rollback") == "success":
-        failed = next((t for t in ("cutover", "open_database") if states.get(t) == "failed"), "the cutover")
-        return f"cutover failed at {failed}; the source was given back to the applications, nothing lost"
+        return (
+            "the cutover failed before the open; the source was given back to the applications, nothing lost"
+        )
     if states.get("rollback") == "failed":
         return "cutover failed and the source was NOT rolled back (see the rollback task's log)"
-    if states.get("open_database") == "success":
+    if states.get("cutover") == "success":
         return "database opened on RDS; validation did not complete"
     if states.get("approve_cutover") == "failed":
         return "the approval timed out: nothing changed on the source"
+    early = [t for t in BEFORE_APPROVAL if states.get(t) == "failed"]
+    if early:
+        return f"the run failed at {early[0]}, before the cutover: nothing changed on the source"
     return "cutover not approved: nothing changed on the source"
+
+
+#: The tasks before the approval, in order: a failure there never touched the source.
+BEFORE_APPROVAL = (
+    "preflight",
+    "choose_start",
+    "full_backup",
+    "upload_full",
+    "create_migration_task",
+    "wait_full_restored",
+    "ship_logs",
+)
 
 
 class ReportOperator(MigrationOperator):

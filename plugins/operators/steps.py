@@ -67,6 +67,8 @@ TAIL_SEQ = 0
 RATE_SAMPLE_MIN_BYTES = 1024 * 1024
 # How far back msdb history is read when nothing else bounds it (RDS keeps tasks for a week).
 HISTORY_WINDOW = timedelta(days=8)
+# RDS lists CreateTime to the second (yyyy-MM-ddTHH:mm:ssZ): an import happened up to this much later.
+RDS_TIME_PRECISION = timedelta(seconds=1)
 
 
 #: Task states a migration never continues from (``Terminated``: after TerminateMigrateTask).
@@ -75,6 +77,18 @@ TASK_TERMINAL_FAILURES = TASK_FAILURE_STATES | {"Terminated"}
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def shown(path: str) -> str:
+    """A path in a message as the user would type it: quoted, backslashes not doubled (``repr`` doubles
+    them); ``repr`` only when the path holds a quote or an unprintable character."""
+    return f"'{path}'" if "'" not in path and path.isprintable() else repr(path)
+
+
+def parent_folder(path: str) -> str:
+    """The folder of a file path, Windows (``D:\\Backups\\x.trn``) or POSIX."""
+    cut = max(path.rfind("\\"), path.rfind("/"))
+    return path[:cut] if cut > 0 else ""
 
 
 def _file_state(status: str) -> str:
@@ -304,6 +318,7 @@ class MigrationSteps:
             backup_name=f"{kind} backup for ApsaraDB RDS migration",
             compression=self.use_compression(),
             compression_algorithm=self.compression_algorithm(),
+            backup_slots=self.spec.source.max_concurrent_backups,
             on_progress=on_progress,
         )
         self.record_ledger("backup_taken", record, kind=kind, server_path=server_path)
@@ -402,21 +417,23 @@ class MigrationSteps:
     def abandon_migration(self, migrate_task_id: str, *, wait_s: float = 600, poll_s: float = 5) -> list[str]:
         """Start over: terminate the migration task and drop the database it was restoring on RDS.
 
-        Refused when the database was already opened (that would drop a live database). Safe to repeat:
+        Refused while a database this task opened is still there (that would drop a live database); once
+        someone dropped it on purpose, the opened task is simply left behind. Safe to repeat:
         terminating a terminated task and dropping an absent database do nothing.
         """
         task = self.rds.get_task_state(self.instance_id, migrate_task_id)
-        if task.status in TASK_SUCCESS_STATES:
+        present = self.target_database in self.rds.database_names(self.instance_id)
+        if task.status in TASK_SUCCESS_STATES and present:
             raise ValueError(
                 f"Migration task {migrate_task_id} is {task.status}: {self.target_database!r} is already open on "
                 "RDS, so starting over would drop a live database. Drop or rename it on RDS yourself first "
                 "if that is really what you want."
             )
         done = []
-        if task.status not in TASK_TERMINAL_FAILURES:
+        if task.status not in TASK_TERMINAL_FAILURES | TASK_SUCCESS_STATES:
             self.rds.terminate_migration_task(self.instance_id, migrate_task_id)
             done.append(f"terminated migration task {migrate_task_id}")
-        if self.target_database in self.rds.database_names(self.instance_id):
+        if present and self.target_database in self.rds.database_names(self.instance_id):
             self.rds.delete_database(self.instance_id, self.target_database)
             done.append(f"dropped the database {self.target_database!r} being restored on RDS")
         deadline = time.monotonic() + wait_s
@@ -590,25 +607,31 @@ class MigrationSteps:
                 self.record_ledger("skipped", item.record, file_name=item.import_name, reason=reason)
 
     def explain_blocked(self, state: ChainState) -> str:
-        """Why the chain cannot continue, and the ways out that work."""
-        error = state.blocked
-        lines = [f"The restore chain cannot continue: {error}"]
+        """Why the chain cannot continue, and the ways out that work (each named concretely: the files to
+        copy, the folders to adopt, the run conf to start over)."""
+        lines = [f"The restore chain cannot continue: {state.blocked}"]
         adoptable = [r for r in state.culprits if r.stripes == 1]
         for record in state.culprits:
-            where = record.physical_device_name or record.file_name
             striped = (
                 f" (striped over {record.stripes} files: RDS imports one file per backup)"
                 if record.stripes > 1
                 else ""
             )
-            lines.append(f"- another job took {record.label} to {where!r}{striped}")
+            lines.append(
+                f"- another job took {record.label} to {shown(record.physical_device_name or '')}{striped}"
+            )
         folder = self.spec.backup_folder
         if adoptable:
+            files = ", ".join(shown(r.physical_device_name or r.file_name) for r in adoptable)
+            folders = sorted({parent_folder(r.physical_device_name or "") for r in adoptable} - {""})
+            adopt = "; ".join(f"server_path: {shown(f)}" for f in folders)
+            again = "clear this task or trigger the DAG again"
             lines.append(
-                "Stop that job, then either copy its file(s) into the migration's backup folder "
-                f"({folder.worker_path!r} on the worker, {folder.server_path!r} on the SQL Server) and clear "
-                "this task, or add that job's folder to backup_folder.adopt_from in the migration config "
-                "(server_path and worker_path) and clear this task: they are adopted into the chain in LSN order."
+                f"Stop that job, then either copy {files} into the migration's backup folder "
+                f"{shown(folder.server_path)} (the worker sees it at {shown(folder.worker_path)}; keep the file "
+                f"name) and {again}, or add that job's folder to backup_folder.adopt_from in the migration config "
+                f"({adopt}, and worker_path: the same folder as the worker sees it) and {again}: its backups are "
+                "adopted into the chain in LSN order."
             )
         lines.append(
             'Or start over: trigger this DAG with the run conf {"start_over": true} — the RDS migration task is '
@@ -717,12 +740,20 @@ class MigrationSteps:
         )
 
     def plan_shipment(
-        self, state: ChainState, entries: list[LedgerEntry], *, interval: timedelta
+        self,
+        state: ChainState,
+        entries: list[LedgerEntry],
+        *,
+        interval: timedelta,
+        budget: Budget | None = None,
     ) -> ShippingDecision:
-        """When the next import may happen without touching the cutover's reserve (see rds_migration.quota)."""
+        """When the next import may happen without touching the cutover's reserve (see rds_migration.quota).
+
+        :param budget: the quota budget when the caller just read it (else it is read now).
+        """
         head = state.chain_head
         return plan_next_shipment(
-            self.quota_budget(entries, state.migrate_task_id),
+            budget or self.quota_budget(entries, state.migrate_task_id),
             interval=interval,
             last_import_at=None,
             pending_files=len(state.pending),
@@ -735,40 +766,48 @@ class MigrationSteps:
         This database: every import RDS lists for our task ids (the parent may be older than the week
         DescribeMigrateTasks covers) and for other tasks of the same database name it still lists, plus
         requests the ledger has and RDS does not list (an ambiguous failure may still count). The rest
-        of the instance: the files of every other database's listed task.
+        of the instance: the files of every other database's listed task. A time only RDS lists counts as
+        the latest moment it can stand for (:data:`RDS_TIME_PRECISION` on), so an import never leaves our
+        window before it leaves RDS's.
         """
         now = datetime.now(UTC)
+
+        def latest(listed_at: datetime) -> datetime:
+            return _aware(listed_at) + RDS_TIME_PRECISION
+
         ours: dict[str, list[datetime]] = {}
         our_ids: set[str] = set()
         if migrate_task_id is not None:
             our_ids = set(task_ids_of(entries, migrate_task_id))
             for f in self.listed_files(migrate_task_id, entries):
                 if f.created is not None:
-                    ours.setdefault(f.name, []).append(f.created)
+                    ours.setdefault(f.name, []).append(latest(f.created))
         others: list[datetime] = []
         for task in self.rds.list_migration_tasks(self.instance_id):
             if task.migrate_task_id in our_ids:
                 continue
             files = self.rds.get_file_states(self.instance_id, task.migrate_task_id)
-            times = [f.create_time for f in files if f.create_time is not None]
-            if task.db_name == self.target_database:
-                for f in files:
-                    if f.create_time is not None:
-                        ours.setdefault(re.split(r"[\\/]", f.file_name)[-1], []).append(f.create_time)
-            else:
-                others.extend(times)
+            for f in files:
+                if f.create_time is None:
+                    continue
+                if task.db_name == self.target_database:
+                    ours.setdefault(re.split(r"[\\/]", f.file_name)[-1], []).append(latest(f.create_time))
+                else:
+                    others.append(latest(f.create_time))
         requested: dict[str, list[datetime]] = {}
         for e in entries:
             if e.event is LedgerEvent.IMPORT_REQUESTED and e.file_name:
-                requested.setdefault(e.file_name, []).append(e.at)
+                requested.setdefault(e.file_name, []).append(_aware(e.at))
         database_times: list[datetime] = []
         for name in set(ours) | set(requested):
+            # The ledger's times are on our clock and written once RDS had accepted the import: exact
+            # enough, and never early. RDS's own (to the second) count when it lists more imports.
             listed, asked = ours.get(name, []), requested.get(name, [])
-            database_times.extend(listed if len(listed) >= len(asked) else asked)
+            database_times.extend(asked if len(asked) >= len(listed) else listed)
         return budget_at(
             now,
-            [_aware(t) for t in database_times],
-            [_aware(t) for t in others],
+            database_times,
+            others,
             limits=self.quota_limits,
             database=self.target_database,
         )

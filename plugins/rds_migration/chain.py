@@ -324,6 +324,18 @@ class RestorePoint:
     diff: BackupRecord | None = None
     last_log: BackupRecord | None = None
     logs_applied: int = 0
+    #: Recovery forks of backups applied before ``last_log`` (see :attr:`lineage`); derived history, so
+    #: two points at the same place compare equal whatever they remember.
+    forks: frozenset[str] = field(default=frozenset(), compare=False)
+
+    @property
+    def lineage(self) -> frozenset[str]:
+        """Every recovery fork the restored data went through: the full's, then each applied backup's."""
+        found = set(self.forks)
+        for record in (self.full, self.diff, self.last_log):
+            if record is not None:
+                found |= {record.first_fork_guid, record.recovery_fork_guid}
+        return frozenset(found)
 
     @property
     def last_applied(self) -> BackupRecord:
@@ -447,6 +459,24 @@ def _check_same_fork(point: RestorePoint, record: BackupRecord) -> None:
         )
 
 
+def _on_another_history(point: RestorePoint, record: BackupRecord) -> bool:
+    """Taken after the restored full, on a recovery fork the restored data never went through: the source
+    was restored (and recovered) since. Backups older than the full may sit on old forks: they are only
+    skipped."""
+    return record.recovery_fork_guid not in point.lineage and _taken_after(record, point.full)
+
+
+def _taken_after(record: BackupRecord, full: BackupRecord) -> bool:
+    """msdb's backup_set_id orders backups of one server; the start time when an id is unknown."""
+    if record.backup_set_id is not None and full.backup_set_id is not None:
+        return record.backup_set_id > full.backup_set_id
+    if record.started_at is None or full.started_at is None:
+        return False
+    if (record.started_at.tzinfo is None) != (full.started_at.tzinfo is None):
+        return False
+    return record.started_at > full.started_at
+
+
 def _check_full_as_increment(point: RestorePoint, record: BackupRecord) -> None:
     raise NotIncrementalError(
         f"Backup set ({record.file_name}) is a Database FULL backup, we only accept transaction log or "
@@ -565,8 +595,8 @@ def apply(restored: RestorePoint | None, record: BackupRecord) -> RestorePoint:
     if restored is None:
         raise MissingFullBackupError(f"{record.label} cannot be applied before a full backup is restored.")
     if record.backup_type is BackupType.DIFF:
-        return replace(restored, diff=record)
-    return replace(restored, last_log=record, logs_applied=restored.logs_applied + 1)
+        return replace(restored, diff=record, forks=restored.lineage)
+    return replace(restored, last_log=record, logs_applied=restored.logs_applied + 1, forks=restored.lineage)
 
 
 def advance(
@@ -657,7 +687,11 @@ def _plan_logs(
     for log in logs:
         if log.backup_set_uuid in point.applied_uuids():
             plan.skipped.append(SkippedBackup(log, "already applied"))
-        elif log.is_empty and log.first_lsn <= point.redo_lsn:
+            continue
+        if _on_another_history(point, log):
+            # LSNs restart at the point a source is restored to: such a log may *look* covered or empty.
+            _check_same_fork(point, log)
+        if log.is_empty and log.first_lsn <= point.redo_lsn:
             plan.skipped.append(SkippedBackup(log, "empty (the database was idle): nothing to apply"))
         elif log.last_lsn <= point.redo_lsn:
             plan.skipped.append(

@@ -77,6 +77,15 @@ class SourceSettings(_Section):
         description="Source database name, exactly as in sys.databases (any characters).",
     )
 
+    max_concurrent_backups: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Backups this package runs at once on the source server, all its databases together "
+        "(give every entry of one server the same value). Each backup holds a slot: an application lock in "
+        "the server's master, owned by the backup's session.",
+    )
+
     @field_validator("database")
     @classmethod
     def _no_nul(cls, value: str) -> str:
@@ -247,6 +256,9 @@ class ImportQuotaSettings(_Section):
 class NotifierSettings(_Section):
     """One Airflow notifier (any ``BaseNotifier`` subclass, e.g. a provider's Slack or SMTP notifier)."""
 
+    # ``class`` is a Python keyword: the field is ``class_``, read and written as ``class``.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
+
     class_: str = Field(
         alias="class",
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$",
@@ -327,6 +339,12 @@ class MigrationSpec(_Section):
         description="Airflow pool serialising work on this database; default mssql_migration_<entry>.",
     )
     queue: str | None = Field(default=None, description="Worker queue for tasks that read backup files.")
+    airflow_api_conn_id: str = Field(
+        default="airflow_api",
+        min_length=1,
+        description="http connection to the Airflow API (an account that may read pools): preflight checks the "
+        "pool through it; without it the check only warns.",
+    )
     tags: list[str] = Field(default_factory=list, description="Extra DAG tags.")
     owner: str = Field(default="airflow", min_length=1, description="DAG owner.")
     retries: int = Field(default=2, ge=0, le=20, description="Task retries.")

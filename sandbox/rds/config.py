@@ -244,6 +244,8 @@ class RdsConfig:
     :param max_imports_per_instance_per_day: accepted CreateMigrateTask calls per instance per day (R2).
     :param quota_window: ``calendar`` (a day in ``quota_timezone``) or ``rolling`` (the last 24 h):
         which one RDS uses is UNKNOWN.
+    :param quota_window_s: length of the ``rolling`` window in (sandbox-clock) seconds: a day, unless a
+        test scales the day down like the product's ``import_quota.window_hours``.
     :param quota_timezone: IANA zone of a calendar day (Alibaba Cloud's consoles use Beijing time).
     :param daily_quota_code: the per-database refusal: ``UploadLimitExceeded`` ([INST] error table)
         or ``ExceedUploadTime`` ([META] CreateMigrateTask error codes) — both are documented.
@@ -282,6 +284,7 @@ class RdsConfig:
     max_imports_per_day: int = 20
     max_imports_per_instance_per_day: int = 500
     quota_window: str = "calendar"
+    quota_window_s: float = 24 * 3600
     quota_timezone: str = "Asia/Shanghai"
     daily_quota_code: str = "UploadLimitExceeded"
     incremental_task_id: str = "same"
@@ -313,6 +316,7 @@ class RdsConfig:
             "max_databases",
             "max_imports_per_day",
             "max_imports_per_instance_per_day",
+            "quota_window_s",
         ):
             if getattr(self, name) <= 0:
                 raise RdsConfigError(f"rds.{name}: must be > 0")

@@ -3,7 +3,7 @@
 [INST] documents the limits, not what a "day" is nor which calls count. The stand-in counts every
 *accepted* CreateMigrateTask (full or incremental, whether the import later fails or not; refused
 calls and CreateOnlineDatabaseTask do not count) and lets the config choose the day: a calendar day
-in a time zone, or the last 24 hours.
+in a time zone, or the last 24 hours (a rolling window whose length tests may scale down).
 """
 
 from __future__ import annotations
@@ -24,19 +24,29 @@ class ImportQuota:
     :param window: ``calendar`` or ``rolling``.
     :param timezone: IANA zone of a calendar day.
     :param database_code: error code of the per-database refusal.
+    :param window_s: length of the rolling window in seconds (a day).
     """
 
-    def __init__(self, per_database: int, per_instance: int, window: str, timezone: str, database_code: str):
+    def __init__(
+        self,
+        per_database: int,
+        per_instance: int,
+        window: str,
+        timezone: str,
+        database_code: str,
+        window_s: float = DAY_S,
+    ):
         self.per_database = per_database
         self.per_instance = per_instance
         self.window = window
+        self.window_s = window_s
         self.zone = ZoneInfo(timezone)
         self.database_code = database_code
         self.imports: list[tuple[str, float]] = []  # (database name, lower case; sandbox epoch)
 
     def _same_day(self, then: float, now: float) -> bool:
         if self.window == "rolling":
-            return now - DAY_S < then <= now
+            return now - self.window_s < then <= now
         day = datetime.fromtimestamp(now, self.zone).date()
         return datetime.fromtimestamp(then, self.zone).date() == day
 
@@ -50,7 +60,7 @@ class ImportQuota:
 
     def record(self, db_name: str, now: float) -> None:
         # Older entries can count for no day any more: keep the list (and the state file) short.
-        self.imports = [(n, t) for n, t in self.imports if now - t < 2 * DAY_S]
+        self.imports = [(n, t) for n, t in self.imports if now - t < 2 * max(DAY_S, self.window_s)]
         self.imports.append((db_name.lower(), now))
 
     def to_state(self) -> list[list]:

@@ -74,20 +74,22 @@ class FaultInjector:
 
     async def after_accept(
         self, request: web.Request, request_id: str, response: web.Response
-    ) -> web.Response:
-        """R5: CreateMigrateTask has no ClientToken; an accepted import may still look failed."""
+    ) -> tuple[web.Response, str]:
+        """R5: CreateMigrateTask has no ClientToken; an accepted import may still look failed.
+
+        Returns the response and the fault injected into it ("" for none)."""
         kind = self.faults.take_create_fault()
         if kind is None:
-            return response
+            return response, ""
         log.info("CreateMigrateTask %s accepted, answered as %s (injected)", request_id, kind)
         if kind == "accept_then_500":
-            return error_response(errors.external_failure(), request_id)
+            return error_response(errors.external_failure(), request_id), kind
         if kind == "accept_then_drop":
             if request.transport is not None:
                 request.transport.abort()  # the client sees the connection closed without a response
-            return response
+            return response, kind
         await asyncio.sleep(self.faults.slow_answer_s)  # accept_then_slow: later than the read timeout
-        return response
+        return response, kind
 
 
 FAULTS_KEY = web.AppKey("rds_faults", FaultInjector)
@@ -103,6 +105,7 @@ async def handle_api(request: web.Request) -> web.Response:
     """One OpenAPI call: verify, inject faults, dispatch to the service."""
     service = request.app[SERVICE_KEY]
     request_id = new_request_id()
+    action, params = request.headers.get("x-acs-action", "?"), {}
     try:
         body = await request.read()
         query = dict(request.query)
@@ -116,21 +119,26 @@ async def handle_api(request: web.Request) -> web.Response:
         )
         if version != API_VERSION:
             raise ApiError(400, "InvalidVersion", f"Specified parameter Version ({version}) is not valid.")
+        params = _operation_params(query, form)
         service.authorize(access_key_id, action)
         await request.app[FAULTS_KEY].apply(action)
-        result = await service.call(action, _operation_params(query, form), request_id)
+        result = await service.call(action, params, request_id)
     except ApiError as error:
-        log.info(
-            "%s %s -> %s %s", request.headers.get("x-acs-action", "?"), request_id, error.status, error.code
-        )
+        log.info("%s %s -> %s %s", action, request_id, error.status, error.code)
+        service.record_answer(action, params, error.status, error.code)
         return error_response(error, request_id)
     except Exception:  # answer JSON even for bugs: the SDK turns non-JSON errors into opaque exceptions
         log.exception("RDS stand-in failed on request %s", request_id)
-        return error_response(errors.server_error(500), request_id)
+        error = errors.server_error(500)
+        service.record_answer(action, params, error.status, error.code)
+        return error_response(error, request_id)
     body = {"RequestId": request_id, **result}
     response = web.json_response(body, headers={"x-acs-request-id": body["RequestId"]})
+    injected = ""
     if action == "CreateMigrateTask":
-        return await request.app[FAULTS_KEY].after_accept(request, request_id, response)
+        response, injected = await request.app[FAULTS_KEY].after_accept(request, request_id, response)
+    code = "ExternalFailure" if response.status >= 500 else ""
+    service.record_answer(action, params, response.status, code, injected=injected)
     return response
 
 

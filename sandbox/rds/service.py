@@ -11,7 +11,9 @@ change, so a sandbox started again with the same state dir continues where it st
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
+import dataclasses
 import fnmatch
 import logging
 from collections.abc import Awaitable, Callable
@@ -33,12 +35,35 @@ from sandbox.rds.state import read_state, write_state
 log = logging.getLogger(__name__)
 
 CHECK_DB_MODES = ("SyncExecuteDBCheck", "AsyncExecuteDBCheck")
+#: How many answered calls :attr:`RdsService.answers` keeps.
+ANSWERS_KEPT = 10_000
 # R1: DescribeMigrateTasks only returns tasks created in the last week, whatever the window asks.
 TASK_HISTORY_S = 7 * 24 * 3600
 STATE_FILE = "state.json"
 Params = dict[str, str]
 # RequestId of the API call being handled (per asyncio task, so concurrent calls do not mix).
 current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("current_request_id", default="")
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """One API call as the stand-in answered it: what the client was told (tests read these records).
+
+    :param action: the API name (``CreateMigrateTask``...).
+    :param db_name: the call's ``DBName`` parameter ("" without one).
+    :param status: the HTTP status of the answer.
+    :param code: the error code ("" for a success).
+    :param at: sandbox-clock time of the answer (epoch seconds).
+    :param injected: the fault that changed the answer of an accepted call ("" for none), e.g.
+        ``accept_then_drop``: the client saw the connection close instead of this 200.
+    """
+
+    action: str
+    db_name: str
+    status: int
+    code: str
+    at: float
+    injected: str = ""
 
 
 def _required(params: Params, name: str) -> str:
@@ -105,6 +130,7 @@ class RdsService:
             config.quota_window,
             config.quota_timezone,
             config.daily_quota_code,
+            config.quota_window_s,
         )
         now = self.clock.timestamp()
         self._next_task_id = int(now) % 1_000_000 * 10
@@ -125,6 +151,8 @@ class RdsService:
             self.clock,
             on_change=self.save,
         )
+        #: Every answered API call, oldest first (the last :data:`ANSWERS_KEPT`).
+        self.answers: collections.deque[Answer] = collections.deque(maxlen=ANSWERS_KEPT)
         self._background: set[asyncio.Task] = set()
         self._task_work: dict[str, set[asyncio.Task]] = {}
         self.operations: dict[str, Callable[[Params], Awaitable[dict[str, Any]]]] = {
@@ -203,6 +231,13 @@ class RdsService:
         patterns = self.config.permissions.get(access_key_id)
         if patterns is not None and not any(fnmatch.fnmatchcase(action, p) for p in patterns):
             raise errors.forbidden_ram()
+
+    def record_answer(
+        self, action: str, params: Params, status: int, code: str = "", *, injected: str = ""
+    ) -> None:
+        """Keep what a call was answered (see :class:`Answer`)."""
+        db_name = params.get("DBName", "")
+        self.answers.append(Answer(action, db_name, status, code, self.clock.timestamp(), injected))
 
     async def call(self, action: str, params: Params, request_id: str) -> dict[str, Any]:
         operation = self.operations.get(action)

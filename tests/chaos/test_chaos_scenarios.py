@@ -14,8 +14,8 @@ CI can pay (most of their retries are in the downtime window, 10 s apart, not a 
   tail again), drops a log backup's connection after msdb recorded it, fails the tail's restore once;
 - seed 71 kills the task in the middle of the full's multipart upload (the retry must send only the
   missing parts), KILLs the tail-log backup's session, fails the tail's restore once;
-- seed 88 kills the task right after RDS accepted the open, KILLs the tail-log backup's session, fails
-  the first log's download once.
+- seed 88 kills the cutover right after RDS accepted the open (its retry must wait for the open, not
+  ask again), KILLs the full backup's session, fails the tail's download once.
 
 Each restarts the triggerer while a task is deferred. A failing seed keeps its folder and names the
 command that reproduces it.
@@ -38,7 +38,7 @@ SCENARIO_TIMEOUT_S = 15 * 60
 SEEDS = {
     17: "cutover.tail_imported",
     71: "upload_full.parts_sent",
-    88: "open_database.open_requested",
+    88: "cutover.open_requested",
 }
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(SCENARIO_TIMEOUT_S + 120)]
 

@@ -41,13 +41,13 @@ def test_migration_dag_shape(config_dir, no_network):
     assert task("ship_logs").upstream_task_ids == {"wait_full_restored", "resume"}
     assert task("approve_cutover").downstream_task_ids == {"catch_up"}
     assert task("catch_up").downstream_task_ids == {"cutover"}
-    assert task("cutover").downstream_task_ids == {"open_database", "rollback"}
+    assert task("cutover").downstream_task_ids == {"validate", "rollback"}
     assert task("validate").downstream_task_ids == {"release_target"}
     assert task("rollback").trigger_rule == "one_failed"
-    assert task("rollback").upstream_task_ids == {"cutover", "open_database"}
-    # Every task of the downtime window is bounded: the freeze by max_freeze_minutes, the open by its timeout.
-    assert task("cutover").execution_timeout.total_seconds() == 30 * 60
-    assert task("open_database").execution_timeout.total_seconds() == 60 * 60
+    assert task("rollback").upstream_task_ids == {"cutover"}
+    # The downtime window is one task, bounded: the freeze by max_freeze_minutes (checked in the task),
+    # the whole by its timeout (max_freeze_minutes + open_timeout_minutes + 1 as a backstop).
+    assert task("cutover").execution_timeout.total_seconds() == (30 + 60 + 1) * 60
     for task_id in ("validate", "release_target", "rollback"):
         assert task(task_id).execution_timeout is not None, task_id
 

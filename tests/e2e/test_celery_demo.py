@@ -81,7 +81,7 @@ def test_backup_readers_ran_on_the_backup_host_and_nothing_else_did(demo_run):
     others = [row for row in tasks.values() if not row["reads_backup_folder"] and row["hostname"]]
     assert {row["task_id"] for row in others} >= {
         "choose_start",
-        "open_database",
+        "create_migration_task",
         "validate",
         "release_target",
     }

@@ -61,8 +61,12 @@ def test_airflow_env_is_complete(tmp_path, monkeypatch):
     assert json.loads(env["AIRFLOW_CONN_MSSQL_SOURCE"]) == CONNECTIONS["mssql_source"]
     assert json.loads(env["AIRFLOW_CONN_OSS_MIGRATION"]) == CONNECTIONS["oss_migration"]
     passwords = json.loads((tmp_path / "airflow" / "simple_auth_manager_passwords.json").read_text())
-    assert passwords == {demo.UI_USER: setup.password}
-    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == f"{demo.UI_USER}:admin"
+    assert set(passwords) == {demo.UI_USER, demo.POOL_READER} and passwords[demo.UI_USER] == setup.password
+    api = json.loads(env["AIRFLOW_CONN_AIRFLOW_API"])  # preflight checks the pool with the read-only user
+    assert api["login"] == demo.POOL_READER and api["password"] == passwords[demo.POOL_READER]
+    assert (
+        env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == f"{demo.UI_USER}:admin,{demo.POOL_READER}:viewer"
+    )
 
 
 def test_refuses_to_wipe_a_foreign_folder(tmp_path):
@@ -82,8 +86,8 @@ def test_wipes_its_own_folder(tmp_path):
 
 def test_phase_spans_and_downtime():
     tis = {
-        "freeze_source": {"start_date": "2026-01-01T00:00:00+00:00", "end_date": "2026-01-01T00:00:01+00:00"},
-        "open_database": {"start_date": "2026-01-01T00:00:20+00:00", "end_date": "2026-01-01T00:00:42+00:00"},
+        "catch_up": {"start_date": "2026-01-01T00:00:00+00:00", "end_date": "2026-01-01T00:00:01+00:00"},
+        "cutover": {"start_date": "2026-01-01T00:00:20+00:00", "end_date": "2026-01-01T00:00:42+00:00"},
     }
-    assert demo._span(tis, "freeze_source", "open_database") == 42.0
-    assert demo._span(tis, "freeze_source", "validate") is None
+    assert demo._span(tis, "catch_up", "cutover") == 42.0
+    assert demo._span(tis, "catch_up", "validate") is None

@@ -43,7 +43,7 @@ def run(operator_cls, spec, xcom, run_after, **kwargs):
 
 def test_full_migration_with_live_writes(stack, spec):
     from operators.backup import BackupOperator, UploadBackupOperator
-    from operators.cutover import CutoverOperator, OpenDatabaseOperator, ReleaseTargetOperator
+    from operators.cutover import CutoverOperator, ReleaseTargetOperator
     from operators.preflight import PreflightOperator
     from operators.rds_import import CreateMigrationTaskOperator, WaitRestoredOperator
     from operators.ship_logs import ShipLogsOperator
@@ -111,7 +111,6 @@ def test_full_migration_with_live_writes(stack, spec):
     cutover = run(CutoverOperator, spec, xcom, run_after, task_id="cutover")
     assert cutover["tail"]["backup_type"] == "LOG"
     assert int(cutover["restore_point"]["redo_lsn"]) == int(cutover["tail"]["last_lsn"])
-    run(OpenDatabaseOperator, spec, xcom, run_after, task_id="open_database")
     result = run(ValidateOperator, spec, xcom, run_after, task_id="validate", cutover_task_id="cutover")
     assert result["differences"] == [] and result["problems"] == [] and result["rows"] > 0
     released = run(ReleaseTargetOperator, spec, xcom, run_after, task_id="release_target")

@@ -266,7 +266,7 @@ def assert_contiguous(steps, file_names: list[str]) -> None:
 
 def test_every_task_rerun_after_success_repeats_no_side_effect(stack):
     from operators.backup import BackupOperator, UploadBackupOperator
-    from operators.cutover import CutoverOperator, OpenDatabaseOperator, ReleaseTargetOperator
+    from operators.cutover import CutoverOperator, ReleaseTargetOperator
     from operators.preflight import PreflightOperator
     from operators.rds_import import ChooseStartOperator, CreateMigrationTaskOperator, WaitRestoredOperator
     from operators.report import ReportOperator
@@ -345,24 +345,13 @@ def test_every_task_rerun_after_success_repeats_no_side_effect(stack):
     first, again = twice(ShipLogsOperator, "catch_up", mode="catch_up")
     assert first["log_sizes"] == again["log_sizes"] == [] and oss.writes(steps.ledger_key) == []
 
-    # Cutover: one freeze, one tail, one import; the retry finds all three done.
+    # Cutover (freeze, tail, import, open): the worker dies right after RDS accepted
+    # CreateOnlineDatabaseTask. The retry finds the freeze, the tail and its import done, sends the same
+    # ClientToken (RDS answers the first request again) and waits for the open; a re-run after success
+    # sends nothing at all.
     logs_before = msdb_types(steps)["L"]
-    first, again = twice(CutoverOperator, "cutover")
-    assert again["tail"] == first["tail"] and msdb_types(steps)["L"] == logs_before + 1
-    facts = steps.source.database_facts(steps.database)
-    assert (facts.state_desc, facts.user_access_desc, facts.is_read_only) == (
-        "ONLINE",
-        "RESTRICTED_USER",
-        True,
-    )
-    tail_name = first["tail"]["file_name"]
-    files = rds_files(steps, migrate_task_id)
-    assert files == files_after + [tail_name] and len(set(files)) == len(files)
-
-    # Open: a worker that died right after RDS accepted CreateOnlineDatabaseTask; the retry sends the
-    # same ClientToken (RDS answers the first request again), and a re-run after success sends nothing.
     rds = stack.sandbox.rds
-    crashed = run.operator(OpenDatabaseOperator, "open_database")
+    crashed = run.operator(CutoverOperator, "cutover")
     real_open = crashed.steps.rds.open_database
     sent_tokens: list[str] = []
 
@@ -376,7 +365,14 @@ def test_every_task_rerun_after_success_repeats_no_side_effect(stack):
         run.execute(crashed)
     tokens = dict(rds._client_tokens)
     assert list(tokens) == sent_tokens
-    retry = run.operator(OpenDatabaseOperator, "open_database")
+    facts = steps.source.database_facts(steps.database)
+    assert (facts.state_desc, facts.user_access_desc, facts.is_read_only) == (
+        "ONLINE",
+        "RESTRICTED_USER",
+        True,
+    )
+
+    retry = run.operator(CutoverOperator, "cutover")
     retry_calls: list[str] = []
     real_retry_open = retry.steps.rds.open_database
 
@@ -385,14 +381,20 @@ def test_every_task_rerun_after_success_repeats_no_side_effect(stack):
         return real_retry_open(*args, **kwargs)
 
     retry.steps.rds.open_database = counting_open
-    assert run.execute(retry) == migrate_task_id
+    first = run.execute(retry)
+    assert first["migrate_task_id"] == migrate_task_id
     assert rds._client_tokens == tokens, "the retry reused the token: RDS opened the database once"
     assert retry_calls in ([], sent_tokens), retry_calls
     assert steps.rds.get_task_state(steps.instance_id, migrate_task_id).succeeded
-    after_success = run.operator(OpenDatabaseOperator, "open_database")
+    assert msdb_types(steps)["L"] == logs_before + 1, "one tail-log backup"
+    tail_name = first["tail"]["file_name"]
+    files = rds_files(steps, migrate_task_id)
+    assert files == files_after + [tail_name] and len(set(files)) == len(files)
+
+    after_success = run.operator(CutoverOperator, "cutover")
     after_success.steps.rds.open_database = lambda *a, **k: pytest.fail("opened a second time")
-    assert run.execute(after_success) == migrate_task_id
-    assert rds._client_tokens == tokens
+    assert run.execute(after_success)["tail"] == first["tail"]
+    assert rds._client_tokens == tokens and rds_files(steps, migrate_task_id) == files
 
     first, again = twice(ValidateOperator, "validate", cutover_task_id="cutover")
     assert first == again and first["differences"] == [] and first["problems"] == [] and first["rows"] > 0
@@ -402,7 +404,7 @@ def test_every_task_rerun_after_success_repeats_no_side_effect(stack):
     target = steps.target_sql.database_facts(steps.target_database)
     assert (target.user_access_desc, target.is_read_only) == ("MULTI_USER", False)
 
-    report_ids = ["catch_up", "cutover", "open_database", "validate", "release_target", "rollback"]
+    report_ids = ["catch_up", "cutover", "validate", "release_target", "rollback"]
     first, again = twice(ReportOperator, "report", task_ids=report_ids)
     assert first["report_key"] == again["report_key"] and again["outcome"].startswith(
         "migrated and validated"
@@ -645,7 +647,7 @@ def test_foreign_log_backup_stops_shipping_before_any_upload(stack):
     assert f"[{foreign[0]['first_lsn']}, {foreign[0]['last_lsn']}) are missing" in message, message
     assert "adopt_from" in message and '"start_over": true' in message and "backup folder" in message
     # ... and names the other job's file that holds the missing LSNs.
-    assert f"to {foreign[0]['physical_device_name']!r}" in message, message
+    assert f"to '{foreign[0]['physical_device_name']}'" in message, message  # as typed, not repr
     assert oss.writes(steps.ledger_key) == [], "nothing uploaded"
     assert rds_files(steps, migrate_task_id) == files, "nothing imported"
     assert len(steps.our_history(EPOCH)) == ours_before + 1  # the cycle's own log backup

@@ -491,6 +491,50 @@ def test_log_beginning_on_another_fork_is_refused_naming_both():
         check_next(point, other)
 
 
+def test_log_of_a_source_restored_to_before_the_target_is_refused_even_when_it_looks_covered():
+    """Restored from the full and recovered, the source's LSNs restart at the full's end: its next log ends
+    below the target's restore point. Taken after the full on a fork the target never saw: refused, never
+    skipped as "already covered" (the failure would otherwise come at the cutover, after the freeze)."""
+    f = full(F + 100, F + 200, checkpoint=F + 150, backup_set_id=10)
+    point = advance(RestorePoint(full=f), log(F + 50, F + 900, n=1, backup_set_id=11))
+    diverged = log(
+        F + 200,
+        F + 400,
+        n=2,
+        backup_set_id=12,
+        first_recovery_fork_guid=FORK_GUID,
+        recovery_fork_guid=guid(88),
+        fork_point_lsn=F + 200,
+    )
+    with pytest.raises(RecoveryForkError, match="discarded"):
+        plan_restore(point, [diverged])
+    later = log(F + 400, F + 400, n=3, backup_set_id=13, recovery_fork_guid=guid(88))  # empty, new fork
+    with pytest.raises(RecoveryForkError, match=f"begins on recovery fork {guid(88)}"):
+        plan_restore(point, [later])
+
+
+def test_logs_older_than_the_full_on_an_old_fork_are_only_skipped():
+    f = full(F + 100, F + 200, checkpoint=F + 150, backup_set_id=10)
+    old = log(F + 20, F + 90, n=1, backup_set_id=3, recovery_fork_guid=guid(66))
+    plan = plan_restore(RestorePoint(full=f), [old])
+    assert plan.steps == [] and [s.record for s in plan.skipped] == [old]
+
+
+def test_the_restore_point_remembers_every_fork_it_went_through():
+    """A covered log on a fork the target passed through (before a later recovery) is skipped, not refused."""
+    f = full(F + 100, F + 200, checkpoint=F + 150, backup_set_id=10)
+    point = advance(RestorePoint(full=f), log(F + 50, F + 300, n=1, backup_set_id=11))
+    crossing = dict(first_recovery_fork_guid=FORK_GUID, recovery_fork_guid=guid(71), fork_point_lsn=F + 300)
+    point = advance(point, log(F + 300, F + 400, n=2, backup_set_id=13, **crossing))
+    crossing = dict(first_recovery_fork_guid=guid(71), recovery_fork_guid=guid(72), fork_point_lsn=F + 500)
+    point = advance(point, log(F + 400, F + 600, n=3, backup_set_id=15, **crossing))
+    assert point.lineage == {FORK_GUID, guid(71), guid(72)}
+    assert point == RestorePoint(full=f, last_log=point.last_log, logs_applied=3)  # history is not identity
+    adopted = log(F + 400, F + 450, n=4, backup_set_id=14, recovery_fork_guid=guid(71))  # another job's
+    plan = plan_restore(point, [adopted])
+    assert plan.steps == [] and "already covered" in plan.skipped[0].reason
+
+
 def test_msdb_row_with_fork_stripes_and_set_id():
     row = {
         "physical_device_name": "D:\\Backups\\Nightly\\SalesDB_LOG_1.trn",

@@ -64,3 +64,44 @@ def test_only_our_files_in_our_folder_are_ours(steps):
     assert steps.is_ours(f"d:\\backups\\sales\\{name}")  # Windows paths are case-insensitive
     assert not steps.is_ours(f"D:\\Backups\\Other\\{name}")  # another job's folder
     assert not steps.is_ours("D:\\Backups\\Sales\\Sales_LOG_20261124100005.trn")  # another stem
+
+
+def test_quota_budget_counts_rds_times_at_the_latest_moment_they_can_stand_for(steps, monkeypatch):
+    """RDS lists CreateTime to the second: an import listed at 10:00:00 happened before 10:00:01, so at
+    10:01:00.5 it may still be in RDS's 60 s window and must still count (for others' imports too),
+    unless the ledger holds the time our own import was accepted."""
+    from hooks.rds_records import MigrateTask, OssDownload
+    from operators import steps as steps_module
+
+    now = datetime(2026, 11, 24, 10, 1, 0, 500_000, tzinfo=UTC)
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return now
+
+    listed = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
+
+    def download(name: str) -> OssDownload:
+        return OssDownload(name, "1", "Transaction_Log", "True", "Restored", "", listed, listed)
+
+    class FakeRds:
+        def list_migration_tasks(self, instance_id):
+            return [MigrateTask("9", "OtherDB", "UPDF", "Waiting", "", listed, None)]
+
+        def get_file_states(self, instance_id, task_id):
+            return [download("ours.trn" if task_id == "1" else "other.bak")]
+
+    from rds_migration.config import ImportQuotaSettings
+
+    monkeypatch.setattr(steps_module, "datetime", Frozen)
+    quota = ImportQuotaSettings(window_hours=60 / 3600)
+    steps = steps_module.MigrationSteps(steps.spec.model_copy(update={"import_quota": quota}))
+    steps.__dict__["rds"] = FakeRds()
+    budget = steps.quota_budget([], "1")
+    assert (budget.used_database, budget.used_instance) == (1, 2)
+    # Our own import's time from the ledger (written once RDS had accepted it) is exact: it left.
+    requested = entry(LedgerEvent.IMPORT_REQUESTED, listed.replace(microsecond=400_000), "ours.trn")
+    assert steps.quota_budget([requested], "1").used_database == 0
+    now = datetime(2026, 11, 24, 10, 1, 1, tzinfo=UTC)  # a whole window after 10:00:01: gone
+    assert steps.quota_budget([], "1").used_instance == 0

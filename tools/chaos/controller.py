@@ -36,7 +36,7 @@ RDS_MOMENTS = {
     "create_migration_task.accepted": "CreateMigrateTask",
     "ship_logs.log_imported": "CreateMigrateTask",
     "cutover.tail_imported": "CreateMigrateTask",
-    "open_database.open_requested": "CreateOnlineDatabaseTask",
+    "cutover.open_requested": "CreateOnlineDatabaseTask",
 }
 API_POLL_S = 0.25  # how often the task instances are read through the REST API
 DATABASE = "SalesDB"
@@ -280,7 +280,7 @@ class Controller(threading.Thread):
                 return str(details.get("key", "")).endswith(".trn")
             if point == "cutover.tail_imported":
                 return str(details.get("key", "")).endswith("_0.trn")
-            return True  # open_database.open_requested
+            return True  # cutover.open_requested
         if point == "cutover.frozen":
             return bool(sandbox.source.database(DATABASE).read_only)
         return point.endswith(".running")  # at once (after the kill's delay)

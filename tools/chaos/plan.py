@@ -33,7 +33,7 @@ KILL_POINTS: tuple[tuple[str, str, str], ...] = (
     ("catch_up.running", "catch_up", "the catch-up before the freeze runs"),
     ("cutover.frozen", "cutover", "the source is READ_ONLY, before the tail-log backup is recorded"),
     ("cutover.tail_imported", "cutover", "RDS accepted the tail-log import"),
-    ("open_database.open_requested", "open_database", "RDS accepted CreateOnlineDatabaseTask"),
+    ("cutover.open_requested", "cutover", "RDS accepted CreateOnlineDatabaseTask"),
     ("validate.running", "validate", "the validation runs"),
 )
 KILL_POINT_NAMES = tuple(name for name, _task, _what in KILL_POINTS)

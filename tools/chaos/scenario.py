@@ -207,7 +207,9 @@ class Scenario:
             demo.init_airflow(setup, self.folder / "logs")
             return
         shutil.copyfile(self.airflow_db, Path(setup.env["AIRFLOW_HOME"]) / "airflow.db")
-        command = demo.airflow_command("pools", "set", demo.POOL, "1", f"log chain of {demo.DATABASE}")
+        command = demo.airflow_command(
+            "pools", "set", demo.POOL, "1", f"log chain of {demo.DATABASE}", "--include-deferred"
+        )
         demo.run_checked(command, setup.env, self.folder / "logs" / "airflow-cli.log", "airflow pools set")
 
     def _restart_triggerer(self, signum: int) -> None:

@@ -11,6 +11,9 @@ Config keys: ``name``, ``product_version``, ``edition``, ``data_dir``, ``path_ma
 see ``sandbox.mssql.engine.history`` — and more), ``faults`` (BACKUP faults at a seeded rate, see
 ``sandbox.mssql.engine.faults``; one-shot ones through ``Instance.faults.next_backup``). "Now" comes only
 from ``Instance.clock``.
+
+``Instance.close()`` saves the databases' state beside their files: an instance built again on the same
+``data_dir`` continues from it instead of seeding the config's databases (``sandbox.mssql.engine.persist``).
 """
 
 from sandbox.mssql.engine.instance import ConfigError, Instance, Session

@@ -104,6 +104,8 @@ ENTERPRISE_FEATURES = {
     ),
 }
 TYPE_CODES = {"D": 1, "I": 5, "L": 2}
+#: Backup compression algorithms of SQL Server 2022 (16.x).
+COMPRESSION_ALGORITHMS = ("MS_XPRESS", "QAT_DEFLATE")
 TYPE_NAMES = {1: "Database", 5: "Database Differential", 2: "Transaction Log"}
 
 
@@ -186,7 +188,7 @@ def run_backup_statement(ex: Executor, name: str, args: dict) -> None:
     try:
         _backup(ex, name, args, statement)
     except SqlError as e:
-        if e.number in (3617,) or ex.cancel.is_set():
+        if e.number in (3617, 102) or ex.cancel.is_set():  # 102: a syntax error never starts the backup
             raise
         ex.emit(Message(e.number, e.severity, e.state, e.message, server=ex.inst.name))
         raise errors.terminating(statement) from e
@@ -211,6 +213,7 @@ def _backup(ex: Executor, name: str, args: dict, statement: str) -> None:
     compress = "COMPRESSION" in options
     if compress and not inst.can_compress:
         raise SqlError(1844, 16, 1, f"{statement} WITH COMPRESSION is not supported on {inst.edition}.")
+    algorithm = _compression_algorithm(inst, options.get("COMPRESSION")) if compress else None
     files = [[_local_file(inst, device, must_exist=False) for device in devices] for devices in device_sets]
     for devices, locals_ in zip(device_sets, files, strict=True):
         for device, local in zip(devices, locals_, strict=True):
@@ -220,6 +223,7 @@ def _backup(ex: Executor, name: str, args: dict, statement: str) -> None:
         raise unsupported("BACKUP ... WITH ENCRYPTION")
     settings = {
         "compress": compress,
+        "compression_algorithm": algorithm,
         "checksum": "CHECKSUM" in options,
         "copy_only": "COPY_ONLY" in options,
         "stats": _int_option(ex, options, "STATS"),
@@ -245,6 +249,22 @@ def _backup(ex: Executor, name: str, args: dict, statement: str) -> None:
                 "statement. Review the documentation for supported options.",
             )
         backup_log(inst, ex, db, target, settings, norecovery="NORECOVERY" in options)
+
+
+def _compression_algorithm(inst: Instance, value) -> str:
+    """The algorithm a compressed backup uses: the one named (SQL Server 2022+), else the server's
+    ``backup compression algorithm`` setting (MS_XPRESS unless set to QAT_DEFLATE; Microsoft, BACKUP and
+    "Backup compression default"). Before 2022 the ALGORITHM clause does not parse."""
+    if value is None:
+        return inst.backup_compression_algorithm
+    _, name, paren = value
+    if inst.major_version < 16:
+        raise SqlError(102, 15, 1, f"Incorrect syntax near '{paren.value}'.")
+    if name not in COMPRESSION_ALGORITHMS:
+        raise unsupported(
+            f"BACKUP ... WITH COMPRESSION (ALGORITHM = {name}); known: {', '.join(COMPRESSION_ALGORITHMS)}"
+        )
+    return name
 
 
 def _device_name(ex: Executor, node) -> str:
@@ -615,7 +635,8 @@ def _make_header(
         "EncryptorType": None,
         "LastValidRestoreTime": None,
         "TimeZone": servertime.format_offset(start.utcoffset() or dt.timedelta(0)),
-        "CompressionAlgorithm": "MS_XPRESS" if settings["compress"] else None,
+        "CompressionAlgorithm": settings.get("compression_algorithm")
+        or ("MS_XPRESS" if settings["compress"] else None),
         "Sandbox": {
             "format_version": backupfile.VERSION,
             "product_version": inst.product_version,

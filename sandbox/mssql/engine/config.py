@@ -4,6 +4,7 @@
 name: SRC-SQL01
 product_version: "15.0.4236.7"
 edition: "Enterprise Edition (64-bit)"
+backup_compression_algorithm: MS_XPRESS   # 16.x: or QAT_DEFLATE, what WITH COMPRESSION uses by default
 data_dir: source-data
 path_map: {"D:\\Backups": source-backups}
 logins:
@@ -28,6 +29,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sandbox.mssql.engine import history, language, security, servertime
+from sandbox.mssql.engine.backup import COMPRESSION_ALGORITHMS
 from sandbox.mssql.engine.database import RECOVERY_MODELS
 from sandbox.mssql.engine.faults import BackupFaults
 
@@ -42,6 +44,7 @@ KNOWN_KEYS = {
     "timezone",
     "empty_log_restore",
     "faults",
+    "backup_compression_algorithm",
 }
 EMPTY_LOG_RESTORE = ("accept", "refuse")
 DB_KEYS = {
@@ -98,12 +101,25 @@ def build_instance(cls, cfg: dict, base_dir: Path, clock=None):
         empty_log in EMPTY_LOG_RESTORE,
         f"empty_log_restore: expected one of {list(EMPTY_LOG_RESTORE)}, got {cfg.get('empty_log_restore')!r}",
     )
+    algorithm = str(cfg.get("backup_compression_algorithm", "MS_XPRESS")).upper()
+    _require(
+        algorithm in COMPRESSION_ALGORITHMS,
+        f"backup_compression_algorithm: expected one of {list(COMPRESSION_ALGORITHMS)}, got "
+        f"{cfg.get('backup_compression_algorithm')!r}",
+    )
+    _require(
+        algorithm == "MS_XPRESS" or int(parts[0]) >= 16,
+        f"backup_compression_algorithm: {algorithm} needs SQL Server 2022 (16.x); product_version is {version}",
+    )
     inst = cls(name, version, edition, data_dir, mapped, logins, clock=clock, timezone=timezone)
     inst.empty_log_restore = empty_log
     try:
         inst.faults = BackupFaults.from_config(cfg.get("faults"))
     except ValueError as e:
         _require(False, str(e))
+    inst.backup_compression_algorithm = algorithm
+    if inst.restarted:  # the databases of the last run (sandbox.mssql.engine.persist), not the config's
+        return inst
     databases = cfg.get("databases") or {}
     _require(isinstance(databases, dict), "databases: expected a mapping of database name -> settings")
     histories = []

@@ -318,6 +318,11 @@ class Executor:
         parts = Parser(str(name)).name_parts() if kind == "var" else str(name).split(".")
         proc = parts[-1].lower()
         database = parts[-3] if len(parts) >= 3 and parts[-3] else None
+        if proc in ("sp_getapplock", "sp_releaseapplock"):
+            status = self._applock(proc, stmt.args["args"], database)
+            if stmt.args.get("status_var"):
+                self.set_var(stmt.args["status_var"], status, "int")
+            return
         if proc != "sp_executesql":
             raise SqlError(2812, 16, 62, f"Could not find stored procedure '{name}'.")
         args = stmt.args["args"]
@@ -333,6 +338,34 @@ class Executor:
         params = self._sp_params(args[1:])
         if sql is not None:
             self.run_nested(str(sql), params, database)
+
+    def _applock(self, proc: str, args: list, database: str | None) -> int:
+        """sp_getapplock / sp_releaseapplock with session-owned locks; returns the status code.
+
+        Status codes as documented: 0 granted at once, 1 granted after waiting, -1 timed out,
+        -999 parameter error (or, on release, a lock this session does not hold). A lock owned by a
+        session ends with the session, like SQL Server's.
+        """
+        names = ("@resource", "@lockmode", "@lockowner", "@locktimeout", "@dbprincipal")
+        given = {}
+        for index, (pname, expr, _) in enumerate(args):
+            key = (pname or names[index]).lower()
+            given[key] = self.eval(expr)
+        resource = given.get("@resource")
+        owner = str(given.get("@lockowner") or "Transaction").lower()
+        if not resource or len(str(resource)) > 255:
+            return -999
+        if owner != "session":
+            return -999  # transaction-owned locks are not simulated: the product holds session locks
+        db = (database or self.session.database).lower()
+        if proc == "sp_releaseapplock":
+            return 0 if self.inst.release_applock(self.session, db, str(resource)) else -999
+        mode = str(given.get("@lockmode") or "").lower()
+        if mode not in ("exclusive", "shared"):
+            return -999
+        timeout_ms = given.get("@locktimeout")
+        timeout = None if timeout_ms is None or int(timeout_ms) < 0 else int(timeout_ms) / 1000
+        return self.inst.get_applock(self.session, db, str(resource), mode, timeout, self.cancel)
 
     def _sp_params(self, args: list) -> dict[str, tuple[SqlType, object, str]]:
         if not args:
@@ -430,6 +463,16 @@ class Executor:
 
     def _alter_database(self, stmt: Stmt) -> None:
         admin.alter_database(self, stmt.args)
+
+    def _alter_role(self, stmt: Stmt) -> None:
+        db = self.inst.database(self.session.database)
+        security.alter_role_member(
+            self.inst, self.session, db, stmt.args["role"], stmt.args["member"], stmt.args["add"]
+        )
+
+    def _alter_server_role(self, stmt: Stmt) -> None:
+        args = stmt.args
+        security.alter_server_role_member(self.inst, self.session, args["role"], args["member"], args["add"])
 
     def _create_database(self, stmt: Stmt) -> None:
         if self.session.in_transaction:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from sandbox.clock import SandboxClock
-from sandbox.mssql.engine import admin, backup, errors, language, security
+from sandbox.mssql.engine import admin, backup, errors, language, persist, security
 from sandbox.mssql.engine.database import RECOVERY_MODELS, USER_ACCESS, Database
 from sandbox.mssql.engine.faults import BackupFaults
 from sandbox.mssql.engine.functions import write_context
@@ -69,6 +69,17 @@ class Session:
         return self.tran_count > 0
 
 
+@dataclass(frozen=True)
+class BatchRecord:
+    """One batch a client sent (kept only while ``Instance.batch_log`` is a list): tests read what a
+    product asked of the server, e.g. that a cutover scanned no table data."""
+
+    at: dt.datetime
+    login: str
+    database: str
+    sql: str
+
+
 class Instance:
     """One SQL Server instance. Thread-safe: each session's batch runs in its own thread."""
 
@@ -88,6 +99,7 @@ class Instance:
         self.timezone = timezone  # the server's own time zone (GETDATE, msdb dates)
         self.empty_log_restore = "accept"  # RESTORE LOG of an empty log at the restore point (config)
         self.faults = BackupFaults()  # injected BACKUP faults (config ``faults:``; engine/faults.py)
+        self.backup_compression_algorithm = "MS_XPRESS"  # WITH COMPRESSION without ALGORITHM (config, 16.x)
         self.name = name
         self.product_version = product_version
         self.edition = edition
@@ -103,14 +115,34 @@ class Instance:
         self.lock = threading.RLock()
         self.databases: dict[str, Database] = {}
         self.sessions: dict[int, Session] = {}
+        #: Every batch received, when a test sets it to a list (None: nothing is kept).
+        self.batch_log: list[BatchRecord] | None = None
+        #: Application locks (sp_getapplock): (database, resource) -> (owning session, mode, count).
+        self.applocks: dict[tuple[str, str], tuple[Session, str, int]] = {}
+        self._applock_cond = threading.Condition()
         self._spids = itertools.count(51)
         self._file_ids = itertools.count(1)
         data_dir.mkdir(parents=True, exist_ok=True)
+        restored = persist.load(data_dir)
+        #: True when the databases were saved by an earlier run of this instance (see ``close``).
+        self.restarted = restored is not None
+        if restored is not None:
+            for db in restored:
+                self.databases[db.name.lower()] = db
+            self._file_ids = itertools.count(max(persist.file_id(db) for db in restored) + 1)
+            return
         for stale in data_dir.glob("db_*.sqlite*"):
             stale.unlink()
         for index, db_name in enumerate(SYSTEM_DATABASES, start=1):
             self._add_database(db_name, index, system=True)
         admin.create_msdb_tables(self)
+
+    def close(self) -> None:
+        """Stop: save every database's state (a later instance on the same data dir continues from it) and
+        close the data files. Call when no batch runs any more (the TDS server is closed)."""
+        persist.save(self)
+        for db in self.all_databases():
+            db.close()
 
     # -- configuration -------------------------------------------------------------------------
     @classmethod
@@ -384,6 +416,51 @@ class Instance:
             self.rollback(session)
         with self.lock:
             self.sessions.pop(session.spid, None)
+        with self._applock_cond:  # session-owned application locks end with the session
+            for key in [k for k, (owner, _, _) in self.applocks.items() if owner is session]:
+                del self.applocks[key]
+            self._applock_cond.notify_all()
+
+    def get_applock(
+        self, session: Session, database: str, resource: str, mode: str, timeout: float | None, cancel
+    ) -> int:
+        """Take an application lock for ``session`` (sp_getapplock, session owner): 0 at once, 1 after a
+        wait, -1 when ``timeout`` (seconds; None: forever) ran out. Shared locks share with each other."""
+        key = (database, resource.lower())
+        deadline = None if timeout is None else time.monotonic() + timeout
+        waited = False
+        with self._applock_cond:
+            while True:
+                held = self.applocks.get(key)
+                if held is None or held[0] is session or (held[1] == mode == "shared"):
+                    count = held[2] + 1 if held is not None and held[0] is session else 1
+                    self.applocks[key] = (
+                        session,
+                        mode if held is None or held[0] is session else "shared",
+                        count,
+                    )
+                    return 1 if waited else 0
+                if deadline is not None and time.monotonic() >= deadline:
+                    return -1
+                if cancel.is_set() or session.killed:
+                    return -2
+                waited = True
+                self._applock_cond.wait(
+                    0.05 if deadline is None else min(0.05, max(deadline - time.monotonic(), 0))
+                )
+
+    def release_applock(self, session: Session, database: str, resource: str) -> bool:
+        key = (database, resource.lower())
+        with self._applock_cond:
+            held = self.applocks.get(key)
+            if held is None or held[0] is not session:
+                return False
+            if held[2] > 1:
+                self.applocks[key] = (session, held[1], held[2] - 1)
+            else:
+                del self.applocks[key]
+            self._applock_cond.notify_all()
+            return True
 
     def kill_error(self) -> SqlError:
         return SqlError(596, 21, 1, "Cannot continue the execution because the session is in the kill state.")
@@ -394,6 +471,8 @@ class Instance:
 
         if session.killed:
             raise self.kill_error()
+        if self.batch_log is not None:
+            self.batch_log.append(BatchRecord(self.clock.now(), session.login, session.database, sql_text))
         try:
             Executor(self, session, emit, cancel).run_batch(sql_text)
         finally:

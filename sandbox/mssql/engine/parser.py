@@ -247,8 +247,10 @@ class Parser:
             self.expect_op(")")
             self.accept_word("AS")  # EXEC (...) AS USER/LOGIN is not supported: fall through to syntax
             return Stmt("exec_dynamic", "", {"expr": expr})
+        status_var = None
         if self.peek().kind == "var" and self.peek(1).is_op("="):
-            raise unsupported("EXEC @return_status = ...")
+            status_var = self.next().value  # EXEC @return_status = proc ...
+            self.next()
         if self.peek().kind == "var":
             proc = ("var", self.next().value)
         else:
@@ -266,7 +268,7 @@ class Parser:
             args.append((pname, value, output))
             if not self.accept_op(","):
                 break
-        return Stmt("exec_proc", "", {"proc": proc, "args": args})
+        return Stmt("exec_proc", "", {"proc": proc, "args": args, "status_var": status_var})
 
     _st_EXECUTE = _st_EXEC
 
@@ -412,6 +414,11 @@ class Parser:
     def _st_ALTER(self) -> Stmt:
         start = self.i
         self.next()
+        if self.accept_word("ROLE"):
+            return self._alter_role(start, "alter_role")
+        if self.accept_word("SERVER"):
+            self.expect_word("ROLE")
+            return self._alter_role(start, "alter_server_role")
         if not self.accept_word("DATABASE"):
             self.collect()
             raise unsupported(self.text_from(start))
@@ -437,6 +444,17 @@ class Parser:
                 self.expect_word("NO_WAIT")
                 termination = "NO_WAIT"
         return Stmt("alter_database", "", {"name": name, "words": words, "termination": termination})
+
+    def _alter_role(self, start: int, kind: str) -> Stmt:
+        """``ALTER [SERVER] ROLE role {ADD | DROP} MEMBER principal`` (renaming a role is not supported)."""
+        role = self.name_parts()[-1]
+        verb = self.accept_word("ADD", "DROP")
+        if verb is None:
+            self.collect()
+            raise unsupported(self.text_from(start))
+        self.expect_word("MEMBER")
+        member = self.name_parts()[-1]
+        return Stmt(kind, "", {"role": role, "member": member, "add": verb.upper == "ADD"})
 
     def _st_CREATE(self) -> Stmt:
         start = self.i
@@ -627,6 +645,16 @@ class Parser:
                 source = self.expr()
                 self.expect_word("TO")
                 options.append((name, (source, self.expr())))
+            elif name == "COMPRESSION" and self.peek().is_op("("):
+                # SQL Server 2022: COMPRESSION (ALGORITHM = MS_XPRESS | QAT_DEFLATE)
+                paren = self.next()
+                self.expect_word("ALGORITHM")
+                self.expect_op("=")
+                algorithm = self.next()
+                if algorithm.kind != "word":
+                    raise syntax_error(algorithm)
+                self.expect_op(")")
+                options.append((name, ("algorithm", algorithm.upper, paren)))
             elif self.accept_op("="):
                 options.append((name, self.expr()))
             elif name == "STATS":

@@ -154,6 +154,67 @@ def add_user(db: Database, name: str, sid: bytes, roles: list[str]) -> None:
     )
 
 
+def alter_role_member(
+    inst: Instance, session: Session, db: Database, role: str, member: str, add: bool, cancel=None
+) -> None:
+    """``ALTER ROLE <fixed role> ADD|DROP MEMBER <user>`` in the session's database.
+
+    Changing a fixed database role's membership needs db_owner (sysadmin and the owner act as dbo); an
+    unknown role or one the session may not change, and an unknown user, all answer 15151 (Microsoft,
+    "ALTER ROLE", Permissions; texts as SQL Server words them). The change is a logged write: it travels
+    with the next log backup, and a READ_ONLY database refuses it (3906).
+    """
+    key = role.lower()
+    if key not in FIXED_DATABASE_ROLES or not is_db_owner(inst, session, db):
+        raise SqlError(
+            15151,
+            16,
+            1,
+            f"Cannot alter the role '{role}', because it does not exist or you do not have permission.",
+        )
+    row = db.conn.execute('SELECT principal_id FROM "__users" WHERE name = ?', (member,)).fetchone()
+    if row is None:
+        raise SqlError(
+            15151,
+            16,
+            1,
+            f"Cannot {'add' if add else 'drop'} the principal '{member}', because it does not exist or you do not "
+            "have permission.",
+        )
+    if add:
+        op = ('INSERT OR IGNORE INTO "__role_members" VALUES (?, ?)', [key, row[0]])
+    else:
+        op = ('DELETE FROM "__role_members" WHERE role = ? AND member_id = ?', [key, row[0]])
+    inst.write(session, db, lambda: [op], cancel)
+
+
+def alter_server_role_member(inst: Instance, session: Session, role: str, member: str, add: bool) -> None:
+    """``ALTER SERVER ROLE <fixed role> ADD|DROP MEMBER <login>``: a member of that role or of sysadmin may
+    change it; otherwise, or for an unknown role or login, 15151 (Microsoft, "ALTER SERVER ROLE")."""
+    key = role.lower()
+    if (
+        key not in FIXED_SERVER_ROLES
+        or key == "public"
+        or not {"sysadmin", key} & server_roles(inst, session)
+    ):
+        raise SqlError(
+            15151,
+            16,
+            1,
+            f"Cannot alter the server role '{role}', because it does not exist or you do not have permission.",
+        )
+    login = next((x for x in inst.logins.values() if x.name.lower() == member.lower()), None)
+    if login is None:
+        raise SqlError(
+            15151,
+            16,
+            1,
+            f"Cannot {'add' if add else 'drop'} the principal '{member}', because it does not exist or you do not "
+            "have permission.",
+        )
+    login.server_roles = (login.server_roles | {key}) if add else (login.server_roles - {key})
+
+
 def database_users(db: Database) -> list[tuple[int, str, bytes, str]]:
     """(principal_id, name, sid, create_date) of the users created in ``db``."""
     return db.conn.execute(

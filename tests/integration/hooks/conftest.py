@@ -243,10 +243,14 @@ def mssql_server(tmp_path: Path):
         "product_version": "15.0.4153.1",
         "edition": "Enterprise Edition (64-bit)",
         "path_map": {SERVER_BACKUP_DIR: "backups"},
-        "logins": {"sa": {"password": SQL_PASSWORD, "sysadmin": True}},
+        "logins": {
+            "sa": {"password": SQL_PASSWORD, "sysadmin": True},
+            "backup_svc": {"password": SQL_PASSWORD},  # db_backupoperator only
+        },
         "databases": {
             HOSTILE_DB: {
-                "tables": [{"name": "orders", "rows": 40}, {"schema": "s]x", "name": "t 'q'", "rows": 3}]
+                "tables": [{"name": "orders", "rows": 40}, {"schema": "s]x", "name": "t 'q'", "rows": 3}],
+                "users": {"backup_svc": ["db_backupoperator"]},
             },
             "Simple": {"recovery_model": "SIMPLE"},
             "Broken": {"corrupt": True},
@@ -264,12 +268,12 @@ def mssql_server(tmp_path: Path):
             close()
 
 
-def mssql_connection(port: int, password: str = SQL_PASSWORD) -> dict[str, Any]:
+def mssql_connection(port: int, password: str = SQL_PASSWORD, login: str = "sa") -> dict[str, Any]:
     return {
         "conn_type": "mssql",
         "host": "127.0.0.1",
         "port": port,
-        "login": "sa",
+        "login": login,
         "password": password,
         "schema": "master",
         "extra": {"tds_version": "7.4"},

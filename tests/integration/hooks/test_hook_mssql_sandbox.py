@@ -187,7 +187,26 @@ def test_log_since_last_backup_measures_without_a_backup(mssql_hook, mssql_serve
 def test_login_rights_of_a_sysadmin(mssql_hook):
     rights = mssql_hook.login_rights(HOSTILE_DB)
     assert rights.is_sysadmin and rights.can_backup_log and rights.can_alter and rights.can_checkdb
-    assert rights.login_name == "sa"
+    assert rights.login_name == "sa" and rights.user_name == "dbo"
+
+
+def test_a_backup_operator_may_not_checkdb_and_that_is_not_corruption(mssql_server, monkeypatch):
+    """7983 (no right to run DBCC CHECKDB) lies in a CHECKDB error range: it is raised, never returned as
+    a consistency error (preflight would otherwise say "repair the source")."""
+    set_connection(monkeypatch, "backup_svc", mssql_connection(mssql_server.port, login="backup_svc"))
+    hook = MigrationMsSqlHook(mssql_conn_id="backup_svc")
+    rights = hook.login_rights(HOSTILE_DB)
+    assert (rights.user_name, rights.can_backup_log, rights.can_alter, rights.can_checkdb) == (
+        "backup_svc",
+        True,
+        False,
+        False,
+    )
+    with pytest.raises(SqlServerError) as refused:
+        hook.check_database(HOSTILE_DB)
+    assert refused.value.number == 7983 and "does not have permission to run DBCC checkdb" in str(
+        refused.value
+    )
 
 
 def test_login_failure_has_no_password(mssql_server, monkeypatch, assert_no_secrets):
@@ -208,3 +227,38 @@ def test_secrets_absent_from_logs(mssql_hook, assert_no_secrets):
 def test_backup_history_since_filters(mssql_hook):
     mssql_hook.backup(HOSTILE_DB, "FULL", path("h_FULL.bak"), backup_name="full", compression=False)
     assert mssql_hook.backup_history(HOSTILE_DB, datetime.now() + timedelta(days=2)) == []
+
+
+def test_backups_wait_for_one_of_the_servers_backup_slots(mssql_hook, mssql_server):
+    """Another backup of this package holds the only slot: a backup waits, then fails naming the setting;
+    with two slots it takes the free one; when the holder's session ends, its slot is free again."""
+    import pymssql
+
+    holder = pymssql.connect(
+        server="127.0.0.1",
+        port=mssql_server.port,
+        user="sa",
+        password=SQL_PASSWORD,
+        tds_version="7.4",
+        autocommit=True,
+    )
+    cursor = holder.cursor()
+    cursor.execute(
+        "DECLARE @r int; EXEC @r = sp_getapplock @Resource = N'mssql_rds_migration_backup_slot_1', "
+        "@LockMode = N'Exclusive', @LockOwner = N'Session', @LockTimeout = 0; SELECT @r"
+    )
+    assert cursor.fetchone()[0] == 0
+    with pytest.raises(SqlServerError, match="max_concurrent_backups"):
+        mssql_hook.backup(
+            HOSTILE_DB, "FULL", path("s1.bak"), backup_name="f", compression=False, slot_wait=1.5
+        )
+    assert mssql_hook.find_backup(HOSTILE_DB, path("s1.bak")) is None, "no backup ran without a slot"
+    two = mssql_hook.backup(
+        HOSTILE_DB, "FULL", path("s2.bak"), backup_name="f", compression=False, backup_slots=2
+    )
+    assert two.backup_type is BackupType.FULL
+    holder.close()
+    one = mssql_hook.backup(
+        HOSTILE_DB, "FULL", path("s3.bak"), backup_name="f", compression=False, slot_wait=5
+    )
+    assert one.backup_type is BackupType.FULL

@@ -255,3 +255,61 @@ def test_table_permissions_follow_the_database_roles(inst):
     assert error.number == 3701
     brit = Runner(inst, "brit", PW, DB)  # db_ddladmin
     brit.run("CREATE TABLE dbo.t (id int); CREATE INDEX ix ON dbo.t (id); DROP TABLE dbo.t")
+
+
+def test_alter_role_add_member_grants_and_drop_member_takes_back(inst):
+    """What preflight tells a DBA to run: ALTER ROLE [db_owner] ADD MEMBER in the database (db_owner needed)."""
+    grant = f"USE {q(DB)}; ALTER ROLE [db_owner] ADD MEMBER [backup_svc]"
+    error, _ = refusal(inst, "backup_svc", grant)
+    assert error == (
+        15151,
+        16,
+        "Cannot alter the role 'db_owner', because it does not exist or you do not have permission.",
+    )
+    assert refusal(inst, "backup_svc", ALTER)[0] == (5069, 16, "ALTER DATABASE statement failed.")
+
+    as_login(inst, "app_owner").run(grant)  # a db_owner member may grant it
+
+    as_login(inst, "backup_svc").run(ALTER)
+    as_login(inst, "backup_svc").run(CHECKDB)
+    as_login(inst, "sa").run(f"USE {q(DB)}; ALTER ROLE db_owner DROP MEMBER backup_svc")
+    assert refusal(inst, "backup_svc", ALTER)[0][0] == 5069
+
+
+def test_alter_role_refuses_unknown_roles_and_principals(inst):
+    admin = as_login(inst, "sa")
+    admin.run(f"USE {q(DB)}")
+    error, _ = admin.error("ALTER ROLE db_nosuch ADD MEMBER app")
+    assert (error.number, error.message) == (
+        15151,
+        "Cannot alter the role 'db_nosuch', because it does not exist or you do not have permission.",
+    )
+    error, _ = admin.error("ALTER ROLE db_owner DROP MEMBER outsider")  # a login without a user here
+    assert (error.number, error.message) == (
+        15151,
+        "Cannot drop the principal 'outsider', because it does not exist or you do not have permission.",
+    )
+    admin.run(f"ALTER DATABASE {q(DB)} SET READ_ONLY")
+    error, _ = admin.error("ALTER ROLE db_owner ADD MEMBER app")
+    assert error.number == 3906
+
+
+def test_alter_server_role_add_member_by_a_member_of_that_role(inst):
+    """dbcreator holds CREATE ANY DATABASE (RESTORE HEADERONLY) and ALTER ANY DATABASE."""
+    headers_right = "SELECT HAS_PERMS_BY_NAME(NULL, NULL, N'CREATE ANY DATABASE')"
+    assert as_login(inst, "backup_svc").rows(headers_right) == [(0,)]
+    error, _ = refusal(inst, "backup_svc", "ALTER SERVER ROLE [dbcreator] ADD MEMBER [backup_svc]")
+    assert error == (
+        15151,
+        16,
+        "Cannot alter the server role 'dbcreator', because it does not exist or you do not have permission.",
+    )
+    as_login(inst, "creator").run("ALTER SERVER ROLE dbcreator ADD MEMBER backup_svc")  # a member may add
+    assert as_login(inst, "backup_svc").rows(headers_right) == [(1,)]
+    as_login(inst, "sa").run("ALTER SERVER ROLE [dbcreator] DROP MEMBER [backup_svc]")
+    assert as_login(inst, "backup_svc").rows(headers_right) == [(0,)]
+    error, _ = as_login(inst, "sa").error("ALTER SERVER ROLE dbcreator ADD MEMBER nobody")
+    assert (error.number, error.message) == (
+        15151,
+        "Cannot add the principal 'nobody', because it does not exist or you do not have permission.",
+    )

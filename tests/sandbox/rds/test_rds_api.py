@@ -145,6 +145,7 @@ def test_permissions_must_name_known_accounts():
     ("settings", "field"),
     [
         ({"quota_window": "weekly"}, "rds.quota_window"),
+        ({"quota_window_s": 0}, "rds.quota_window_s"),
         ({"quota_timezone": "Mars/Olympus"}, "rds.quota_timezone"),
         ({"incremental_task_id": "both"}, "rds.incremental_task_id"),
         ({"file_name_style": "path"}, "rds.file_name_style"),

@@ -195,3 +195,10 @@ def test_clock_command_moves_the_running_sandbox(tmp_path: Path):
         down = _cli("down", state_dir=state_dir)
     assert down.returncode == 0, down.stderr
     assert _cli("clock", state_dir=state_dir).returncode == 1  # not running
+
+
+def test_a_given_clock_is_the_one_the_stand_ins_read(tmp_path: Path):
+    from sandbox.clock import SandboxClock
+
+    clock = SandboxClock(timedelta(days=3))
+    assert Sandbox(_config(), tmp_path / "state", clock=clock).clock is clock

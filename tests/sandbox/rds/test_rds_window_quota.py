@@ -6,7 +6,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from alibabacloud_tea_openapi.exceptions import ClientException
+from alibabacloud_tea_openapi.exceptions import ClientException, ServerException
 
 from tests.sandbox.rds.conftest import (
     create_task,
@@ -165,3 +165,33 @@ def test_rolling_window_counts_the_last_24_hours(start_rds, clock, fake_full):
     assert _code(create_task, client, "RollDB", fake_full) == "UploadLimitExceeded"
     clock.advance(timedelta(hours=23, minutes=58))  # 24 h 1 min after the first import
     _import(client, server, "RollDB", fake_full)
+
+
+def test_rolling_window_length_is_configurable_and_answers_are_recorded(start_rds, clock, fake_full):
+    """``quota_window_s`` scales the rolling day down (e2e tests: seconds, like the product's
+    ``import_quota.window_hours``); ``service.answers`` keeps what every call was told."""
+    server = start_rds(max_imports_per_day=1, quota_window="rolling", quota_window_s=60)
+    client = make_client(server)
+    _import(client, server, "RollDB", fake_full)
+    clock.advance(timedelta(seconds=59))
+    assert _code(create_task, client, "RollDB", fake_full) == "UploadLimitExceeded"
+    clock.advance(timedelta(seconds=2))  # 61 s after the first import: it left the window
+    _import(client, server, "RollDB", fake_full)
+    answers = [a for a in server.service.answers if a.action == "CreateMigrateTask"]
+    assert [(a.db_name, a.status, a.code, a.injected) for a in answers] == [
+        ("RollDB", 200, "", ""),
+        ("RollDB", 400, "UploadLimitExceeded", ""),
+        ("RollDB", 200, "", ""),
+    ]
+    assert answers[0].at < answers[1].at < answers[2].at
+
+
+def test_injected_answers_are_recorded(start_rds, fake_full):
+    server = start_rds()
+    client = make_client(server)
+    server.faults.next_create("accept_then_500")
+    with pytest.raises(ServerException) as raised:
+        create_task(client, "FaultDB", fake_full)
+    assert raised.value.code == "ExternalFailure"
+    (answer,) = [a for a in server.service.answers if a.action == "CreateMigrateTask"]
+    assert (answer.status, answer.code, answer.injected) == (500, "ExternalFailure", "accept_then_500")
