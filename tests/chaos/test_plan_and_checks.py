@@ -130,12 +130,18 @@ def test_the_task_process_is_found_by_its_title_only_below_the_root(tmp_path):
     import os
     import subprocess
     import sys
+    import time
 
     from tools.chaos.controller import ProcessTree
 
     title = "airflow worker -- 0192abcd-test-ti"
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", title])
     try:
+        # /proc/<pid>/cmdline is empty until the new program has been loaded: wait for it, as a
+        # controller polling a starting task would.
+        deadline = time.monotonic() + 10
+        while "sleep" not in ProcessTree.cmdline(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert ProcessTree(os.getpid()).task_process("0192abcd-test-ti") == child.pid
         assert ProcessTree(os.getpid()).task_process("another-ti") is None
         assert ProcessTree(child.pid + 10_000_000).task_process("0192abcd-test-ti") is None  # not ours
