@@ -104,7 +104,7 @@ def _default_args(spec: MigrationSpec) -> dict:
     return {
         "owner": spec.owner,
         "retries": spec.retries,
-        "retry_delay": timedelta(minutes=1),
+        "retry_delay": timedelta(minutes=spec.retry_delay_minutes),
         "on_failure_callback": notifiers_for(spec, "migration task failed"),
     }
 

@@ -348,6 +348,12 @@ class MigrationSpec(_Section):
     tags: list[str] = Field(default_factory=list, description="Extra DAG tags.")
     owner: str = Field(default="airflow", min_length=1, description="DAG owner.")
     retries: int = Field(default=2, ge=0, le=20, description="Task retries.")
+    retry_delay_minutes: float = Field(
+        default=1,
+        ge=0.05,
+        le=60,
+        description="Wait between a task's tries (the cutover's own, inside the freeze window, stays 10 s).",
+    )
 
     @field_validator("compression", mode="before")
     @classmethod

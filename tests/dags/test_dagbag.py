@@ -33,6 +33,14 @@ def test_every_dag_has_tags_owner_and_retries(config_dir, no_network):
             assert task.retries >= 1, (dag.dag_id, task.task_id)
 
 
+def test_retry_delay_comes_from_the_config_but_the_cutover_keeps_its_own(config_dir, no_network):
+    from datetime import timedelta
+
+    dag = load(config_dir).dags["mssql_to_rds__sales"]
+    assert dag.get_task("ship_logs").retry_delay == timedelta(minutes=2)  # example.yaml's defaults
+    assert dag.get_task("cutover").retry_delay == timedelta(seconds=10)  # inside the freeze window
+
+
 def test_migration_dag_shape(config_dir, no_network):
     dag = load(config_dir).dags["mssql_to_rds__sales"]
     assert dag.max_active_runs == 1

@@ -47,6 +47,9 @@ CHAOS_AIRFLOW_ENV = {
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
     "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15",
 }
+# A task killed or failed is tried again after 15 s, not the default minute: the faults then cost the
+# scenario their recovery, not mostly waiting (the cutover keeps its own 10 s).
+RETRY_DELAY_MINUTES = 0.25
 # Objects rewritten on purpose: the ledger is appended to, each report run writes the HTML report.
 REWRITTEN_KEYS = ("demo/salesdb/SalesDB_ledger.jsonl", "demo/salesdb/reports/")
 
@@ -170,6 +173,9 @@ class Scenario:
         log.info("scenario %s, plan:\n%s", self.plan.seed, self.plan.describe())
         self.running = start_sandbox(copy.deepcopy(self.config), self.folder / "sandbox")
         config_path = demo.write_migration_config(self.folder, None)
+        migration = yaml.safe_load(config_path.read_text())
+        migration["defaults"]["retry_delay_minutes"] = RETRY_DELAY_MINUTES
+        config_path.write_text(yaml.safe_dump(migration, sort_keys=False))
         setup = demo.airflow_env(self.folder, self.running.connections(), demo.free_port())
         setup.env.update(CHAOS_AIRFLOW_ENV)
         self.setup = setup
