@@ -107,7 +107,7 @@ class MigrationOperator(BaseOperator):
                 item = state.pending[0]
                 self.log.info("Shipping %s", item.label)
                 self.steps.upload(item)
-                with fail_fast_on_refusal():
+                with fail_fast_on_refusal(), refused_reimport(state, item.import_name):
                     self.steps.import_backup(migrate_task_id, item)
                 continue
             result = self.chain_is_current(context, state, loop)
@@ -235,6 +235,24 @@ def fail_fast_on_refusal() -> Generator[None, None, None]:
         if 400 <= error.status_code < 500:
             raise AirflowFailException(str(error)) from error
         raise
+
+
+@contextlib.contextmanager
+def refused_reimport(state: ChainState, import_name: str) -> Generator[None, None, None]:
+    """A file RDS failed on, imported again, may be refused: whether a migration task takes more files
+    after a failed one is not documented. Then only a new full backup goes on: say so, and how."""
+    reasons = dict(state.reimport)
+    try:
+        yield
+    except RdsApiError as error:
+        if import_name not in reasons or error.code != "InvalideStatus":
+            raise
+        raise AirflowFailException(
+            f"RDS failed to restore {import_name} ({reasons[import_name] or 'no reason given'}) and migration "
+            f"task {state.migrate_task_id} takes no more files after a failed one (importing it again was "
+            "answered InvalideStatus). Start over from a new full backup: trigger this DAG with the run conf "
+            '{"start_over": true}; the old migration task is abandoned, the source keeps running as it is.'
+        ) from error
 
 
 def task_states(context: Any, task_ids: list[str]) -> dict[str, str]:
