@@ -1,12 +1,13 @@
 """Reliability in figures: many seeded chaos scenarios, each a whole migration under injected faults.
 
-Run: ``.venv/bin/python -m bench.chaos --seeds 50 [--first-seed 1] [--baselines 3] [--out DIR]``
+Run: ``.venv/bin/python -m bench.chaos --seeds 50 [--first-seed 1] [--baselines 3] [--parallel 2] [--out DIR]``
 
 Each scenario is ``python -m tools.chaos --seed N`` in a process of its own (a whole migration under real
-Airflow, the faults of its seed; see tools/chaos/), run one after the other; fault-free baselines (the
-same scenario without faults) run first and give the time to compare with. Passed scenarios keep only
-their ``result.json`` and ``logs/chaos.log``; a failed one keeps its whole folder and prints the command
-that reproduces it. The figures go to stdout and ``<out>/summary.json``; a run can be continued with
+Airflow, the faults of its seed; see tools/chaos/), one after the other or ``--parallel N`` at a time
+(their times then include sharing the machine; the baselines run the same way). Fault-free baselines
+(the same scenario without faults) run first and give the time to compare with. Passed scenarios keep
+only their ``result.json`` and ``logs/chaos.log``; a failed one keeps its whole folder and prints the
+command that reproduces it. The figures go to stdout and ``<out>/summary.json``; a run can be continued with
 ``--first-seed`` (results already in ``<out>`` are read, not run again, with ``--resume``).
 """
 
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -221,6 +223,12 @@ def main(argv: list[str] | None = None) -> int:
         "--baselines", type=int, default=3, help="fault-free runs to compare with (default 3)"
     )
     parser.add_argument("--kills", type=int, default=1, help="SIGKILLs per scenario (default 1)")
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        help="scenarios at a time (default 1; each is a whole Airflow: on 2 cores, 2 slow every one down)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "chaos-output")
     parser.add_argument("--keep", choices=("always", "failed", "never"), default="failed")
     parser.add_argument("--resume", action="store_true", help="reuse results already in --out")
@@ -229,35 +237,41 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     command = "python -m bench.chaos " + " ".join(argv if argv is not None else sys.argv[1:])
     airflow_db = migrated_airflow_db(out)
-    baselines = []
-    for n in range(args.baselines):
-        result = run_one(
-            n, out, baseline=True, kills=0, keep=args.keep, resume=args.resume, airflow_db=airflow_db
-        )
-        baselines.append(result)
-        print(f"baseline {n}: {result['outcome']}, DAG run {result.get('run_seconds')} s", flush=True)
-    results = []
-    for seed in range(args.first_seed, args.first_seed + args.seeds):
-        result = run_one(
+
+    def one(seed: int, baseline: bool) -> dict[str, Any]:
+        kills = 0 if baseline else args.kills
+        return run_one(
             seed,
             out,
-            baseline=False,
-            kills=args.kills,
+            baseline=baseline,
+            kills=kills,
             keep=args.keep,
             resume=args.resume,
             airflow_db=airflow_db,
         )
-        results.append(result)
-        verdict = "ok" if result.get("ok") else "FAILED"
-        print(
-            f"seed {seed}: {verdict} {result['outcome']}, DAG run {result.get('run_seconds')} s, "
-            f"{sum((result.get('faults') or {}).values())} faults, kills {[k['point'] for k in result.get('kills') or []]}",
-            flush=True,
-        )
-        if not result.get("ok"):
-            for problem in result.get("problems") or []:
-                print(f"    {problem}", flush=True)
-            print(f"    reproduce: python -m tools.chaos --seed {seed} --kills {args.kills}", flush=True)
+
+    with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+        baselines = list(pool.map(lambda n: one(n, True), range(args.baselines)))
+        for n, result in enumerate(baselines):
+            print(f"baseline {n}: {result['outcome']}, DAG run {result.get('run_seconds')} s", flush=True)
+        seeds = range(args.first_seed, args.first_seed + args.seeds)
+        futures = {pool.submit(one, seed, False): seed for seed in seeds}
+        by_seed = {}
+        for future in as_completed(futures):
+            seed, result = futures[future], future.result()
+            by_seed[seed] = result
+            verdict = "ok" if result.get("ok") else "FAILED"
+            print(
+                f"seed {seed}: {verdict} {result['outcome']}, DAG run {result.get('run_seconds')} s, "
+                f"{sum((result.get('faults') or {}).values())} faults, "
+                f"kills {[k['point'] for k in result.get('kills') or []]}",
+                flush=True,
+            )
+            if not result.get("ok"):
+                for problem in result.get("problems") or []:
+                    print(f"    {problem}", flush=True)
+                print(f"    reproduce: python -m tools.chaos --seed {seed} --kills {args.kills}", flush=True)
+    results = [by_seed[seed] for seed in seeds]
     summary = summarize(results, baselines)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print()
