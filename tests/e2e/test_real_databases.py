@@ -471,7 +471,7 @@ def test_preflight_refuses_compression_on_web_edition_and_a_log_larger_than_the_
         in message
     ), message
     assert "set compression: auto (or off)" in message, message
-    assert "target storage:" in message and "(LOG 3.0 GB, ROWS 0.0 GB)" in message, message
+    assert "target storage:" in message and "(LOG 3.0 GB, ROWS 8 MB)" in message, message
     steps = steps_of(spec)
     assert steps.our_history() == [], "no backup was attempted"
 
