@@ -1,7 +1,7 @@
 """What a chaos scenario must show after the run, each computed from the stand-ins' own records.
 
 Pure functions over plain values (the RDS service's import records, the OSS request log, the workload's
-journal, table rows, log files), so each rule is unit-tested on its own (tests/chaos/test_checks.py).
+journal, table rows, log files), so each rule is unit-tested on its own (tests/chaos/test_plan_and_checks.py).
 """
 
 from __future__ import annotations
