@@ -23,6 +23,7 @@ from hooks.rds import (
     FILE_SUCCESS_STATES,
     TASK_FAILURE_STATES,
     TASK_SUCCESS_STATES,
+    RdsApiError,
     RdsMigrationHook,
 )
 from rds_migration.chain import BackupRecord, BackupType
@@ -431,8 +432,15 @@ class MigrationSteps:
             )
         done = []
         if task.status not in TASK_TERMINAL_FAILURES | TASK_SUCCESS_STATES:
-            self.rds.terminate_migration_task(self.instance_id, migrate_task_id)
-            done.append(f"terminated migration task {migrate_task_id}")
+            try:
+                self.rds.terminate_migration_task(self.instance_id, migrate_task_id)
+                done.append(f"terminated migration task {migrate_task_id}")
+            except RdsApiError as error:
+                # RDS may terminate FULL tasks only (R3, UNKNOWN for Access Pending ones): dropping the
+                # database being restored ends that task too.
+                if error.code != "InvalidTaskType.Invalid":
+                    raise
+                done.append(f"RDS does not terminate migration task {migrate_task_id} ({error.code})")
         if present and self.target_database in self.rds.database_names(self.instance_id):
             self.rds.delete_database(self.instance_id, self.target_database)
             done.append(f"dropped the database {self.target_database!r} being restored on RDS")

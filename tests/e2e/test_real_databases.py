@@ -206,9 +206,14 @@ def test_other_jobs_log_then_adopt_its_folder(airflow_db, sandbox_factory, capfd
     assert len(adopted) == 1
 
 
-def test_other_jobs_log_then_start_over(airflow_db, sandbox_factory, capfd):
-    running = sandbox_factory()
-    spec = make_spec(running.state_dir, "e2e_start_over", retries=0)
+@pytest.mark.parametrize("terminates", [True, False], ids=["terminate", "terminate-refused"])
+def test_other_jobs_log_then_start_over(airflow_db, sandbox_factory, capfd, terminates):
+    """Start over abandons the old migration task: terminated, or — when RDS refuses to terminate an
+    Access Pending task (R3, UNKNOWN: ``terminate_updf_tasks``) — ended by dropping its database."""
+    config = sandbox_config()
+    config["rds"]["terminate_updf_tasks"] = terminates
+    running = sandbox_factory(config)
+    spec = make_spec(running.state_dir, f"e2e_start_over_{terminates}", retries=0)
     _, old_task_id = break_the_chain(airflow_db, running, spec, capfd)
 
     dag_run = run_dag(airflow_db, spec, "Approve", run_conf={"start_over": True})
@@ -224,7 +229,7 @@ def test_other_jobs_log_then_start_over(airflow_db, sandbox_factory, capfd):
     }
     new_task_id = xcom(dag_run, "cutover")["migrate_task_id"]
     assert new_task_id != old_task_id
-    assert tasks[old_task_id] == "Terminated", tasks
+    assert (tasks[old_task_id] == "Terminated") is terminates, tasks
     assert tasks[new_task_id] == "Success", tasks
     assert steps.rds.database_names(steps.instance_id).count(DATABASE) == 1
     abandoned = [e for e in steps.read_ledger() if e.event == "migration_abandoned"]
