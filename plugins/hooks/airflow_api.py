@@ -43,32 +43,52 @@ class AirflowApiHook(BaseHook):
         import httpx
 
         conn = self.get_connection(self.airflow_api_conn_id)
-        base = (conn.host or "").rstrip("/")
-        if conn.port and base.count(":") < 2:
-            base = f"{base}:{conn.port}"
-        if not base.startswith(("http://", "https://")):
-            base = f"{conn.schema or 'http'}://{base}"
-        with httpx.Client(base_url=base, timeout=15.0, transport=self._transport) as client:
-            try:
+        base, shown = api_base_url(conn.host or "", conn.port, conn.schema)
+        try:
+            with httpx.Client(base_url=base, timeout=15.0, transport=self._transport) as client:
                 token = client.post("/auth/token", json={"username": conn.login, "password": conn.password})
                 if token.status_code >= 400:
                     raise AirflowApiError(
-                        f"the Airflow API at {base} refused the login of connection "
+                        f"the Airflow API at {shown} refused the login of connection "
                         f"{self.airflow_api_conn_id!r} (HTTP {token.status_code}): check its login and password"
                     )
                 headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
                 response = client.get(f"/api/v2/pools/{name}", headers=headers)
-            except httpx.HTTPError as error:
-                raise AirflowApiError(
-                    f"cannot reach the Airflow API at {base} (connection {self.airflow_api_conn_id!r}): "
-                    f"{type(error).__name__}"
-                ) from error
-        if response.status_code == 404:
-            return None
-        if response.status_code >= 400:
+                if response.status_code == 404:
+                    return None
+                if response.status_code >= 400:
+                    raise AirflowApiError(
+                        f"the Airflow API answered HTTP {response.status_code} for pool {name!r}: the user of "
+                        f"connection {self.airflow_api_conn_id!r} may not read pools"
+                    )
+                body = response.json()
+                return PoolFacts(str(body["name"]), int(body["slots"]), bool(body.get("include_deferred")))
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
             raise AirflowApiError(
-                f"the Airflow API answered HTTP {response.status_code} for pool {name!r}: the user of connection "
-                f"{self.airflow_api_conn_id!r} may not read pools"
-            )
-        body = response.json()
-        return PoolFacts(str(body["name"]), int(body["slots"]), bool(body.get("include_deferred")))
+                f"cannot reach the Airflow API at {shown} (connection {self.airflow_api_conn_id!r}): "
+                f"{type(error).__name__}"
+            ) from error
+        except (ValueError, KeyError, TypeError) as error:  # not the API's JSON: another service answered
+            raise AirflowApiError(
+                f"{shown} (connection {self.airflow_api_conn_id!r}) did not answer as the Airflow API does "
+                f"({type(error).__name__}): check the connection's host"
+            ) from error
+
+
+def api_base_url(host: str, port: int | None, schema: str | None) -> tuple[str, str]:
+    """The API's base URL from an http connection (host with or without scheme and port), and the same
+    without any user:password@ part, for messages."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    raw = host.strip().rstrip("/")
+    if not raw.startswith(("http://", "https://")):
+        raw = f"{schema or 'http'}://{raw}"
+    parts = urlsplit(raw)
+    try:
+        has_port = parts.port is not None
+    except ValueError:  # a port that is not a number: left for httpx to refuse
+        has_port = True
+    netloc = parts.netloc if has_port or not port else f"{parts.netloc}:{port}"
+    base = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    shown = urlunsplit((parts.scheme, netloc.rpartition("@")[2], parts.path, "", ""))
+    return base, shown

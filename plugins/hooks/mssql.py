@@ -227,11 +227,6 @@ class DatabaseFacts:
             return not self.is_read_only
         return self.user_access_desc == option
 
-    @property
-    def log_chain_started(self) -> bool:
-        """True if a log backup is possible now (FULL recovery and a full backup taken)."""
-        return self.last_log_backup_lsn is not None
-
 
 @dataclass(frozen=True)
 class LoginRights:
@@ -254,10 +249,6 @@ class LoginRights:
     @property
     def can_checkdb(self) -> bool:
         return self.is_sysadmin or self.is_db_owner
-
-    @property
-    def can_restore(self) -> bool:
-        return self.is_sysadmin or self.is_dbcreator or self.is_owner
 
     @property
     def can_read_headers(self) -> bool:
@@ -388,10 +379,9 @@ class MigrationMsSqlHook(MsSqlHook):
             # a failed connect can belong to an earlier failure: name every likely cause instead.
             raise SqlServerError(
                 error_number(e),
-                f"connecting to SQL Server {conn.host}:{conn.port} as {conn.login!r} failed: the login was "
-                "refused, the connection's database (schema) cannot be opened, or the server is unreachable. "
-                "Check host, port, login, password, schema and the tds_version extra of the Airflow "
-                f"connection — pymssql said: {_server_text(e)}",
+                f"connecting to SQL Server {conn.host}:{conn.port} as {conn.login!r} (database master) failed: "
+                "the login was refused or the server is unreachable. Check host, port, login, password and "
+                f"the tds_version extra of the Airflow connection — pymssql said: {_server_text(e)}",
                 _server_text(e),
             ) from e
 
@@ -657,7 +647,7 @@ class MigrationMsSqlHook(MsSqlHook):
         compression: bool,
         compression_algorithm: str | None = None,
         on_progress: ProgressCallback | None = None,
-        backup_slots: int = 1,
+        backup_slots: int | None = 1,
         slot_wait: float = 24 * 3600,
     ) -> BackupRecord:
         """Back up a database to one file and return its msdb record.
@@ -674,7 +664,8 @@ class MigrationMsSqlHook(MsSqlHook):
             default to QAT_DEFLATE, which RDS is not documented to restore); None for older servers.
         :param on_progress: called with ``(percent, elapsed_seconds)`` for each STATS message.
         :param backup_slots: backups this package may run at once on the server (all databases): the
-            backup waits for a free slot, held by its session (see ``backup_slot.sql``).
+            backup waits for a free slot, held by its session (see ``backup_slot.sql``). None: take no
+            slot (a cutover's tail-log backup, which must not wait while its database is frozen).
         :param slot_wait: seconds to wait for a slot before failing.
         """
         kind = str(kind).upper()
@@ -685,17 +676,22 @@ class MigrationMsSqlHook(MsSqlHook):
         action = f"{kind} backup of {database!r} to {server_path!r}"
         capture = _Capture(on_progress=on_progress, label=action)
         started = time.monotonic()
-        if backup_slots < 1:
+        if backup_slots is not None and backup_slots < 1:
             raise ValueError("backup_slots must be at least 1")
         with self._session(capture, no_timeout=True) as conn:  # the slot is held by this session
-            slot = self._take_backup_slot(conn, backup_slots, action, slot_wait)
-            log.info(
-                "Starting %s (compression %s, backup slot %d of %d)",
-                action,
-                "on" if compression else "off",
-                slot,
-                backup_slots,
-            )
+            if backup_slots is None:
+                log.info(
+                    "Starting %s (compression %s, no backup slot)", action, "on" if compression else "off"
+                )
+            else:
+                slot = self._take_backup_slot(conn, backup_slots, action, slot_wait)
+                log.info(
+                    "Starting %s (compression %s, backup slot %d of %d)",
+                    action,
+                    "on" if compression else "off",
+                    slot,
+                    backup_slots,
+                )
             self._execute(
                 BACKUP_SQL[kind],
                 {"database": database, "path": server_path, "backup_name": backup_name},

@@ -1,7 +1,7 @@
 """What the RDS API answers, as data: states, typed records and their parsing (pure Python).
 
 Kept apart from :mod:`hooks.rds` (the client) so triggers, operators and tests can read the rules
-without the SDK. Facts referenced as R<n> are in ``shared/reference/real-world.md``.
+without the SDK. Facts referenced as R<n> are in ``docs/real-world.md``.
 """
 
 from __future__ import annotations

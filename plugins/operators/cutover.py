@@ -261,7 +261,10 @@ class CutoverOperator(_WindowOperator):
         outcome = self.steps.freeze_source(entries, run_id)
         timings["freeze_s"], started = self.step(f"source {outcome}", started)
         self._frozen_at = self.steps.frozen_at(self.steps.read_ledger(), run_id)
-        tail = self.steps.take_backup("LOG", self.steps.tail_backup_name(context["dag_run"].run_after))
+        # No backup slot: another database's full may hold them all for hours, and this one is frozen.
+        tail = self.steps.take_backup(
+            "LOG", self.steps.tail_backup_name(context["dag_run"].run_after), wait_for_slot=False
+        )
         timings["tail_backup_s"], started = self.step(
             f"tail-log backup {tail.file_name}, {tail.size_bytes / 1048576:.1f} MB, LSN [{tail.first_lsn}, "
             f"{tail.last_lsn})"

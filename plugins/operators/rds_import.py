@@ -15,8 +15,8 @@ from rds_migration.chain import BackupRecord
 
 
 def wants_start_over(context: Any) -> bool:
-    """The run was triggered with ``{"start_over": true}`` in its conf (UI: Trigger → advanced JSON; REST:
-    ``conf``; CLI: ``airflow dags trigger -c``). A run conf, not a DAG Param: Params are copied onto every
+    """The run was triggered with ``{"start_over": true}`` in its conf (UI: Trigger → "Run
+    configuration"; REST: ``conf``; CLI: ``airflow dags trigger -c``). A run conf, not a DAG Param: Params are copied onto every
     task and schema-checked when the DAG is serialized, which costs seconds at parse time with hundreds
     of databases."""
     dag_run = context.get("dag_run")

@@ -193,7 +193,8 @@ def describe_outcome(states: dict[str, str]) -> str:
         return "validation failed: both sides left as they are (see the validate task's log for what to do)"
     if states.get("rollback") == "success":
         return (
-            "the cutover failed before the open; the source was given back to the applications, nothing lost"
+            "the cutover failed before RDS opened the database; the source was given back to the applications, "
+            "nothing lost"
         )
     if states.get("rollback") == "failed":
         return "cutover failed and the source was NOT rolled back (see the rollback task's log)"
@@ -225,7 +226,7 @@ class ReportOperator(MigrationOperator):
     Runs whatever happened before it (trigger rule ``all_done``) and then fails the run if the
     cutover did not complete, so the audit trail is always written and a failure stays visible.
 
-    :param task_ids: the cutover tasks whose outcome the report summarises, in order.
+    :param task_ids: the tasks whose outcome the report summarises, in order.
     """
 
     template_fields = ("task_ids",)
@@ -283,5 +284,5 @@ class ReportOperator(MigrationOperator):
         summary.update({"task_states": states, "report_path": local, "report_key": key})
         self.log.info("Report written to %s and oss://%s/%s", local, self.steps.bucket, key)
         if failed:
-            raise AirflowFailException(f"Cutover did not complete ({outcome}). Report: {local}")
+            raise AirflowFailException(f"The migration did not complete ({outcome}). Report: {local}")
         return summary

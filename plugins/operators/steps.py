@@ -302,10 +302,14 @@ class MigrationSteps:
         kind: str,
         file_name: str,
         on_progress: Callable[[float, float], None] | None = None,
+        *,
+        wait_for_slot: bool = True,
     ) -> BackupRecord:
         """Back up to ``file_name`` unless msdb already confirms that file (a retried task).
 
-        :param kind: FULL, DIFF, LOG or TAIL (a log backup WITH NORECOVERY).
+        :param kind: FULL, DIFF or LOG.
+        :param wait_for_slot: take one of the server's backup slots (``source.max_concurrent_backups``)
+            first, waiting for one; False for the tail-log backup: its database is frozen, and it is small.
         """
         server_path = self.server_path(file_name)
         existing = self.source.find_backup(self.database, server_path)
@@ -319,7 +323,7 @@ class MigrationSteps:
             backup_name=f"{kind} backup for ApsaraDB RDS migration",
             compression=self.use_compression(),
             compression_algorithm=self.compression_algorithm(),
-            backup_slots=self.spec.source.max_concurrent_backups,
+            backup_slots=self.spec.source.max_concurrent_backups if wait_for_slot else None,
             on_progress=on_progress,
         )
         self.record_ledger("backup_taken", record, kind=kind, server_path=server_path)

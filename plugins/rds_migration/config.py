@@ -332,7 +332,7 @@ class MigrationSpec(_Section):
         default=15,
         gt=0,
         le=600,
-        description="Seconds between two RDS status polls while waiting for a restore or the open.",
+        description="Seconds between two RDS status polls while waiting for a restore (the cutover polls every second).",
     )
     pool: str | None = Field(
         default=None,

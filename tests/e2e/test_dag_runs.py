@@ -139,7 +139,9 @@ def test_failed_tail_import_rolls_back_the_source(airflow_db, sandbox_factory, c
     assert "READ_WRITE" in undone and "MULTI_USER" in undone and "RESTORE" not in undone, undone
     assert "AliyunRDSImportRole" in "".join(capfd.readouterr()), "the failure names its cause"
     (report,) = (Path(spec.backup_folder.worker_path) / "reports").glob("*.html")
-    assert "the cutover failed before the open; the source was given back" in report.read_text()
+    assert (
+        "the cutover failed before RDS opened the database; the source was given back" in report.read_text()
+    )
 
     assert access("mssql_source", DATABASE) == WRITABLE
     assert_writes_continue(running)

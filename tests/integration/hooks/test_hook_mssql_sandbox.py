@@ -257,6 +257,10 @@ def test_backups_wait_for_one_of_the_servers_backup_slots(mssql_hook, mssql_serv
         HOSTILE_DB, "FULL", path("s2.bak"), backup_name="f", compression=False, backup_slots=2
     )
     assert two.backup_type is BackupType.FULL
+    tail = mssql_hook.backup(  # the cutover's tail takes no slot: it never waits while its database is frozen
+        HOSTILE_DB, "LOG", path("s1.trn"), backup_name="t", compression=False, backup_slots=None, slot_wait=0
+    )
+    assert tail.backup_type is BackupType.LOG
     holder.close()
     one = mssql_hook.backup(
         HOSTILE_DB, "FULL", path("s3.bak"), backup_name="f", compression=False, slot_wait=5
