@@ -48,7 +48,7 @@ from operators.rds_import import (
     CreateMigrationTaskOperator,
     WaitRestoredOperator,
 )
-from operators.report import ReportOperator
+from operators.report import BEFORE_APPROVAL, ReportOperator
 from operators.ship_logs import ShipLogsOperator
 from operators.validate import ValidateOperator
 from rds_migration.config import (
@@ -80,16 +80,7 @@ START_DATE = datetime(2026, 1, 1)
 ROLLBACK_WATCHED = ["cutover"]
 CUTOVER_TASKS = ["approve_cutover", "catch_up", *ROLLBACK_WATCHED, "validate", "release_target", "rollback"]
 # The report summarises every task before it (a failure before the approval changed nothing on the source).
-REPORTED_TASKS = [
-    "preflight",
-    "choose_start",
-    "full_backup",
-    "upload_full",
-    "create_migration_task",
-    "wait_full_restored",
-    "ship_logs",
-    *CUTOVER_TASKS,
-]
+REPORTED_TASKS = [*BEFORE_APPROVAL, *CUTOVER_TASKS]
 
 
 def migration_dag_id(entry: str) -> str:
